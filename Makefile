@@ -1,0 +1,49 @@
+# Everything a new machine needs is installed by these targets: a Python 3.11+
+# virtual environment from requirements.lock and the front-end assets from
+# package-lock.json. `make run` and `make test` are the README's quick start.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := .make
+
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test install lint lock clean
+
+run: install
+	$(BIN)/redline migrate
+	$(BIN)/redline seed --demo
+	REDLINE_DEMO=1 $(BIN)/redline serve --host $(HOST) --port $(PORT)
+
+test: install
+	$(BIN)/ruff check app tests migrations
+	$(BIN)/pytest
+
+install: $(STAMP)/python $(STAMP)/assets
+
+$(STAMP)/python: requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Redline needs Python 3.11 or newer: set PYTHON=python3.11 (or newer)")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@mkdir -p $(STAMP) && touch $@
+
+$(STAMP)/assets: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@mkdir -p $(STAMP) && touch $@
+
+lint: install
+	$(BIN)/ruff check app tests migrations
+	$(BIN)/ruff format --check app tests migrations
+
+# Re-pin Python dependencies after changing pyproject.toml.
+lock: $(STAMP)/python
+	$(BIN)/python -m pip install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --extra test --strip-extras --no-emit-index-url \
+		--no-emit-find-links -o requirements.lock pyproject.toml
+
+clean:
+	rm -rf $(VENV) node_modules $(STAMP) .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Redline: a crowd-sourced consultation platform."""

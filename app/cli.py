@@ -1,0 +1,137 @@
+"""The `redline` command: migrate, seed, serve, import. A thin layer over app.services."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from app import documents
+from app.db import Database, migrate
+from app.errors import RedlineError
+from app.seeding import seed
+from app.services import import_document
+from app.settings import Settings, SettingsError
+
+
+def _settings(ctx: click.Context, needs_secret: bool = False) -> Settings:
+    """Settings for commands that only touch the database do not need a session secret."""
+    import os
+
+    env = dict(os.environ)
+    if not needs_secret and not env.get("REDLINE_SECRET_KEY"):
+        env.setdefault("REDLINE_DEMO", "1")
+    try:
+        return Settings.from_env(env)
+    except SettingsError as error:
+        ctx.fail(str(error))
+        raise  # unreachable: ctx.fail exits
+
+
+@click.group()
+def main() -> None:
+    """Redline: crowd-sourced consultation on draft guidance.
+
+    Configuration comes from REDLINE_* environment variables (see README.md).
+    """
+
+
+@main.command("migrate")
+@click.pass_context
+def migrate_command(ctx: click.Context) -> None:
+    """Create or upgrade the database schema (Alembic migrations)."""
+    settings = _settings(ctx)
+    migrate(settings.database_url)
+    click.echo(f"Database is up to date ({_redact(settings.database_url)}).")
+
+
+@main.command("seed")
+@click.option("--demo", is_flag=True, help="Also load demo personas, amendments and votes.")
+@click.pass_context
+def seed_command(ctx: click.Context, demo: bool) -> None:
+    """Load seed/: the social media guidance and known organisations. Safe to run twice.
+
+    Demo data is refused on any database but the embedded SQLite one.
+    """
+    settings = _settings(ctx)
+    if demo and not settings.is_embedded_database:
+        ctx.fail("--demo only works on the embedded SQLite database, never on PostgreSQL")
+    database = Database(settings.database_url)
+    report = database.call(seed, settings.seed_dir, demo)
+    database.dispose()
+    click.echo(
+        f"Seeded: {report.organisations} new organisations, {report.consultations} new "
+        f"consultations"
+        + (f", {report.amendments} demo amendments, {report.votes} votes." if demo else ".")
+    )
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--workers", default=1, show_default=True, type=int, help="Worker processes.")
+@click.pass_context
+def serve_command(ctx: click.Context, host: str, port: int, workers: int) -> None:
+    """Serve the web app with uvicorn."""
+    import uvicorn
+
+    settings = _settings(ctx, needs_secret=True)
+    if settings.demo_sign_in_allowed:
+        click.echo(f"Redline demo: open http://{host}:{port} and sign in as a demo persona.")
+    uvicorn.run(
+        "app.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        log_level="info",
+    )
+
+
+@main.command("import")
+@click.argument("document", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--slug", help="Address of the consultation (default: from the title).")
+@click.option(
+    "--eligible",
+    default="",
+    help="Comma-separated e-mail domains that may take part, e.g. '*.gov.uk,*.nhs.uk'.",
+)
+@click.pass_context
+def import_command(ctx: click.Context, document: Path, slug: str | None, eligible: str) -> None:
+    """Create a draft consultation from a Markdown DOCUMENT ('# Title', '## 1. Clause' ...)."""
+    settings = _settings(ctx)
+    size = document.stat().st_size
+    if size > documents.MAX_DOCUMENT_BYTES:
+        # Refuse before reading a huge file into memory.
+        _fail(
+            f"{document}: the file is {size:,} bytes; the limit is {documents.MAX_DOCUMENT_BYTES:,}"
+        )
+    try:
+        parsed = documents.parse(document.read_bytes())
+    except documents.DocumentError as error:
+        where = f"{document}:{error.line}" if error.line else str(document)
+        _fail(f"{where}: {error.message}")
+    database = Database(settings.database_url)
+    try:
+        consultation = database.call(import_document, parsed, slug=slug, eligible_domains=eligible)
+    except RedlineError as error:
+        _fail(error.message)
+    finally:
+        database.dispose()
+    click.echo(
+        f"Imported {consultation.title!r} as draft consultation {consultation.slug!r} "
+        f"with {len(parsed.clauses)} clauses."
+    )
+
+
+def _fail(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(1)
+
+
+def _redact(url: str) -> str:
+    """A database URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,29 @@
+"""Refusals that services raise and the web layer turns into 403/404/409 pages."""
+
+from __future__ import annotations
+
+
+class RedlineError(Exception):
+    """A request that cannot be carried out; ``status`` is the HTTP status it maps to."""
+
+    status = 400
+    title = "There is a problem"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(RedlineError):
+    status = 404
+    title = "Page not found"
+
+
+class NotAllowed(RedlineError):
+    status = 403
+    title = "You cannot do that"
+
+
+class Conflict(RedlineError):
+    status = 409
+    title = "That cannot be done now"

@@ -1,0 +1,156 @@
+"""The application factory: settings in, Starlette app out."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from app.db import Database
+from app.errors import RedlineError
+from app.settings import Settings, SettingsError
+from app.views import amendments, consultations, results, session, votes
+from app.web import is_htmx, make_templates, render
+
+ROOT = Path(__file__).resolve().parent.parent
+NODE_MODULES = ROOT / "node_modules"
+SESSION_COOKIE = "redline_session"
+log = logging.getLogger("redline")
+
+
+def asset_mounts() -> list[Mount]:
+    """GOV.UK Frontend, htmx and our own stylesheet, served from this machine (never a CDN)."""
+    govuk = NODE_MODULES / "govuk-frontend" / "dist" / "govuk"
+    htmx = NODE_MODULES / "htmx.org" / "dist"
+    for needed in (govuk, htmx):
+        if not needed.is_dir():
+            raise SettingsError(f"front-end assets are missing ({needed}): run `make install`")
+    return [
+        Mount("/assets", StaticFiles(directory=govuk / "assets"), name="assets"),
+        Mount("/static/govuk", StaticFiles(directory=govuk), name="govuk"),
+        Mount("/static/htmx", StaticFiles(directory=htmx), name="htmx"),
+        Mount("/static/app", StaticFiles(directory=ROOT / "static"), name="static"),
+    ]
+
+
+def routes() -> list[Route | Mount]:
+    """Every page and form handler; POST handlers are CSRF-protected (see app.auth)."""
+    return [
+        Route("/", consultations.home, name="home"),
+        Route("/sign-in", session.sign_in, name="sign_in"),
+        Route("/sign-in/demo", session.demo_sign_in, methods=["POST"], name="demo_sign_in"),
+        Route("/sign-out", session.sign_out, methods=["POST"], name="sign_out"),
+        Route("/consultations/{slug}", consultations.consultation, name="consultation"),
+        Route("/consultations/{slug}/results", results.results, name="results"),
+        Route("/consultations/{slug}/clauses/{number}", consultations.clause, name="clause"),
+        Route(
+            "/consultations/{slug}/clauses/{number}/amend",
+            amendments.propose_form,
+            name="propose_form",
+        ),
+        Route(
+            "/consultations/{slug}/clauses/{number}/amend",
+            amendments.propose,
+            methods=["POST"],
+            name="propose",
+        ),
+        Route(
+            "/amendments/{amendment_id:int}/withdraw",
+            amendments.withdraw,
+            methods=["POST"],
+            name="withdraw",
+        ),
+        Route("/amendments/{amendment_id:int}/vote", votes.vote, methods=["POST"], name="vote"),
+        *asset_mounts(),
+    ]
+
+
+async def redline_error(request: Request, exc: Exception) -> Response:
+    """A refusal from a service, as a page (or, for htmx, a fragment) with its status."""
+    assert isinstance(exc, RedlineError)
+    template = "errors/_error.html" if is_htmx(request) else "errors/error.html"
+    return await render(
+        request,
+        template,
+        {"title": exc.title, "message": exc.message, "status": exc.status},
+        status_code=exc.status,
+    )
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """404, 405 and friends from routing, as GOV.UK-style pages."""
+    assert isinstance(exc, HTTPException)
+    titles = {404: "Page not found", 405: "That cannot be done here"}
+    messages = {
+        404: "If you typed the web address, check it is correct.",
+        405: "This address does not accept that kind of request.",
+    }
+    return await render(
+        request,
+        "errors/error.html",
+        {
+            "title": titles.get(exc.status_code, "There is a problem"),
+            "message": messages.get(exc.status_code, exc.detail),
+            "status": exc.status_code,
+        },
+        status_code=exc.status_code,
+    )
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    """Anything unexpected: logged in full, shown as a plain apology without a traceback."""
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return await render(
+        request,
+        "errors/error.html",
+        {
+            "title": "Sorry, there is a problem with the service",
+            "message": "Try again later. Nothing you sent has been half-saved.",
+            "status": 500,
+        },
+        status_code=500,
+    )
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the Redline app from settings (read from the environment when not given)."""
+    settings = settings or Settings.from_env()
+    database = Database(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette):
+        yield
+        database.dispose()
+
+    app = Starlette(
+        routes=routes(),
+        middleware=[
+            Middleware(
+                SessionMiddleware,
+                secret_key=settings.secret_key,
+                session_cookie=SESSION_COOKIE,
+                max_age=12 * 60 * 60,
+                same_site="lax",
+                https_only=settings.secure_cookies,
+            )
+        ],
+        exception_handlers={
+            RedlineError: redline_error,
+            HTTPException: http_error,
+            Exception: server_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    app.state.templates = make_templates()
+    return app

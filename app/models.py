@@ -1,0 +1,154 @@
+"""SQLModel tables: the one source of truth for the schema (migrations follow it)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import CheckConstraint, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+CONSULTATION_STATUSES = ("draft", "open", "closed", "published")
+AMENDMENT_STATUSES = ("open", "withdrawn", "hidden", "accepted", "rejected")
+AMENDMENT_KINDS = ("change", "insert")
+STANCES = ("support", "oppose")
+ROLES = ("participant", "organiser", "admin")
+
+# Named constraints keep Alembic migrations identical on SQLite and PostgreSQL.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Now, in UTC: times are stored in UTC on both engines and shown in Europe/London."""
+    return datetime.now(UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Organisation(SQLModel, table=True):
+    """A public body, derived from the verified e-mail domain of its members."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, unique=True)
+
+
+class OrganisationDomain(SQLModel, table=True):
+    """An e-mail domain known to belong to an organisation (from seed/organisations.yaml)."""
+
+    __tablename__ = "organisation_domain"
+
+    domain: str = Field(max_length=253, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+
+
+class User(SQLModel, table=True):
+    """A participant, keyed by (issuer, subject) of their sign-in, never by e-mail alone."""
+
+    __tablename__ = "user_account"
+    __table_args__ = (
+        UniqueConstraint("issuer", "subject", name="uq_user_account_issuer_subject"),
+        CheckConstraint(_in("role", ROLES), name="role"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    issuer: str = Field(max_length=500)
+    subject: str = Field(max_length=255)
+    email: str = Field(max_length=320)
+    email_verified: bool = False
+    display_name: str | None = Field(default=None, max_length=80)
+    pseudonym: str = Field(max_length=80, unique=True)
+    show_organisation: bool = False
+    organisation_id: int | None = Field(default=None, foreign_key="organisation.id", index=True)
+    role: str = Field(default="participant", max_length=20)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_sign_in_at: datetime = Field(default_factory=utcnow)
+
+
+class Consultation(SQLModel, table=True):
+    """A titled document with a lifecycle: draft, open, closed, published."""
+
+    __table_args__ = (CheckConstraint(_in("status", CONSULTATION_STATUSES), name="status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=100, unique=True)
+    title: str = Field(max_length=200)
+    summary: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    status: str = Field(default="draft", max_length=20)
+    # Newline-separated patterns such as "*.gov.uk"; see app.eligibility.
+    eligible_domains: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    amendments_close_at: datetime | None = None
+    voting_close_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Clause(SQLModel, table=True):
+    """A numbered part of a consultation; its wording lives in clause versions."""
+
+    __table_args__ = (UniqueConstraint("consultation_id", "number", name="uq_clause_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    consultation_id: int = Field(foreign_key="consultation.id", index=True)
+    number: str = Field(max_length=20)
+    position: int
+
+
+class ClauseVersion(SQLModel, table=True):
+    """One revision of a clause's heading and text; amendments target a version."""
+
+    __tablename__ = "clause_version"
+    __table_args__ = (UniqueConstraint("clause_id", "version", name="uq_clause_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    clause_id: int = Field(foreign_key="clause.id", index=True)
+    version: int
+    heading: str = Field(max_length=200)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Amendment(SQLModel, table=True):
+    """A proposal to change (or delete) one clause's wording, or to insert a new clause after it."""
+
+    __table_args__ = (
+        CheckConstraint(_in("status", AMENDMENT_STATUSES), name="status"),
+        CheckConstraint(_in("kind", AMENDMENT_KINDS), name="kind"),
+        Index("ix_amendment_clause_status", "clause_id", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    consultation_id: int = Field(foreign_key="consultation.id", index=True)
+    clause_id: int = Field(foreign_key="clause.id")
+    clause_version_id: int = Field(foreign_key="clause_version.id")
+    author_id: int = Field(foreign_key="user_account.id", index=True)
+    kind: str = Field(default="change", max_length=20)
+    proposed_heading: str | None = Field(default=None, max_length=200)
+    # Empty wording on a "change" amendment proposes deleting the clause.
+    proposed_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    rationale: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(default="open", max_length=20)
+    status_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Vote(SQLModel, table=True):
+    """One participant's stance on one amendment; at most one per pair (a database constraint)."""
+
+    __table_args__ = (
+        UniqueConstraint("amendment_id", "user_id", name="uq_vote_amendment_user"),
+        CheckConstraint(_in("stance", STANCES), name="stance"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    amendment_id: int = Field(foreign_key="amendment.id")
+    user_id: int = Field(foreign_key="user_account.id", index=True)
+    stance: str = Field(max_length=10)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

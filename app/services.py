@@ -1,0 +1,299 @@
+"""The writes: sign-in records, proposing, withdrawing, voting, importing. One transaction each."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from app import documents
+from app.eligibility import (
+    Participant,
+    Window,
+    email_domain,
+    organisation_for_domain,
+    parse_domain_patterns,
+    proposal_refusal,
+    vote_refusal,
+)
+from app.errors import Conflict, NotAllowed, NotFound
+from app.models import (
+    STANCES,
+    Amendment,
+    Clause,
+    ClauseVersion,
+    Consultation,
+    Organisation,
+    User,
+    Vote,
+    utcnow,
+)
+from app.proposals import Proposal, ProposalInput, validate_proposal
+from app.queries import clause_with_version, consultation_by_slug, known_domains
+
+_PSEUDONYM_WORDS = (
+    "Alder Ash Aspen Birch Cedar Elm Hazel Holly Juniper Larch Linden Maple Oak Pine Rowan "
+    "Willow Yew Heron Kestrel Lapwing Curlew Dunlin Plover Wren Finch Swift Otter Badger Hare"
+).split()
+
+
+class ValidationFailed(Exception):
+    """The submitted form has errors; ``errors`` maps field names to messages."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+def window_of(consultation: Consultation) -> Window:
+    """The parts of a consultation that the eligibility rules read."""
+    return Window(
+        status=consultation.status,
+        eligible_domains=tuple(parse_domain_patterns(consultation.eligible_domains)),
+        amendments_close_at=consultation.amendments_close_at,
+        voting_close_at=consultation.voting_close_at,
+    )
+
+
+def participant_of(user: User | None) -> Participant | None:
+    """The parts of a user that the eligibility rules read."""
+    return None if user is None else Participant(user.email, user.email_verified)
+
+
+def organisation_id_for(session: Session, email: str) -> int | None:
+    """The organisation of an e-mail address, created from its domain when not known yet."""
+    domain = email_domain(email)
+    if not domain:
+        return None
+    name = organisation_for_domain(domain, known_domains(session))
+    organisation = session.exec(select(Organisation).where(Organisation.name == name)).first()
+    if organisation is None:
+        organisation = Organisation(name=name)
+        session.add(organisation)
+        session.flush()
+    return organisation.id
+
+
+def _new_pseudonym(session: Session) -> str:
+    while True:
+        words = secrets.SystemRandom().sample(_PSEUDONYM_WORDS, 2)
+        candidate = f"{words[0]} {words[1]} {secrets.randbelow(900) + 100}"
+        if session.exec(select(User.id).where(User.pseudonym == candidate)).first() is None:
+            return candidate
+
+
+def record_sign_in(
+    session: Session,
+    *,
+    issuer: str,
+    subject: str,
+    email: str,
+    email_verified: bool,
+    name: str | None = None,
+) -> User:
+    """Create or refresh the user keyed by (issuer, subject); e-mail and name are refreshed."""
+    user = session.exec(select(User).where(User.issuer == issuer, User.subject == subject)).first()
+    email = email.strip().lower()
+    if user is None:
+        user = User(
+            issuer=issuer,
+            subject=subject,
+            email=email,
+            email_verified=email_verified,
+            display_name=(name or None),
+            pseudonym=_new_pseudonym(session),
+        )
+    user.email = email
+    user.email_verified = email_verified
+    user.organisation_id = organisation_id_for(session, email) if email_verified else None
+    user.last_sign_in_at = utcnow()
+    session.add(user)
+    session.commit()
+    session.refresh(user)
+    return user
+
+
+def get_user(session: Session, user_id: int | None) -> User | None:
+    """The user with this id, or None."""
+    return None if user_id is None else session.get(User, user_id)
+
+
+def propose_amendment(
+    session: Session,
+    user_id: int,
+    slug: str,
+    clause_number: str,
+    form: ProposalInput,
+    now: datetime | None = None,
+) -> Amendment:
+    """Store a proposal against the clause's current version; ValidationFailed on bad input."""
+    user = get_user(session, user_id)
+    consultation = consultation_by_slug(session, slug)
+    clause, version = clause_with_version(session, consultation.id, clause_number)
+    refusal = proposal_refusal(participant_of(user), window_of(consultation), now or utcnow())
+    if refusal:
+        raise NotAllowed(refusal) if consultation.status == "open" else Conflict(refusal)
+    proposal, errors = validate_proposal(form, version.text)
+    if proposal is None:
+        raise ValidationFailed(errors)
+    return _store_proposal(session, user_id, consultation, clause, version, proposal)
+
+
+def _store_proposal(
+    session: Session,
+    user_id: int,
+    consultation: Consultation,
+    clause: Clause,
+    version: ClauseVersion,
+    proposal: Proposal,
+) -> Amendment:
+    amendment = Amendment(
+        consultation_id=consultation.id,
+        clause_id=clause.id,
+        clause_version_id=version.id,
+        author_id=user_id,
+        kind=proposal.kind,
+        proposed_heading=proposal.heading,
+        proposed_text=proposal.text,
+        rationale=proposal.rationale,
+    )
+    session.add(amendment)
+    session.commit()
+    session.refresh(amendment)
+    return amendment
+
+
+def withdraw_amendment(session: Session, user_id: int, amendment_id: int) -> Amendment:
+    """The author withdraws their own open amendment; its votes stop counting."""
+    amendment = session.get(Amendment, amendment_id)
+    if amendment is None:
+        raise NotFound("There is no such amendment.")
+    if amendment.author_id != user_id:
+        raise NotAllowed("Only the author of an amendment can withdraw it.")
+    if amendment.status != "open":
+        raise Conflict(f"This amendment is {amendment.status} and cannot be withdrawn.")
+    consultation = session.get(Consultation, amendment.consultation_id)
+    if consultation is None or consultation.status != "open":
+        raise Conflict("This consultation is closed; amendments can no longer be withdrawn.")
+    amendment.status = "withdrawn"
+    amendment.updated_at = utcnow()
+    session.add(amendment)
+    session.commit()
+    return amendment
+
+
+def cast_vote(
+    session: Session,
+    user_id: int | None,
+    amendment_id: int,
+    stance: str | None,
+    now: datetime | None = None,
+) -> None:
+    """Support, oppose, change or (stance None) withdraw a vote, if the rules allow it now.
+
+    One row per (amendment, user) is a database constraint; an upsert keeps two
+    clicks racing each other from ever failing or double counting.
+    """
+    if stance is not None and stance not in STANCES:
+        raise ValidationFailed({"stance": "Choose support or oppose"})
+    amendment = session.get(Amendment, amendment_id)
+    if amendment is None:
+        raise NotFound("There is no such amendment.")
+    consultation = session.get(Consultation, amendment.consultation_id)
+    if consultation is None or consultation.status == "draft":
+        raise NotFound("There is no such amendment.")
+    user = get_user(session, user_id)
+    refusal = vote_refusal(
+        participant_of(user), window_of(consultation), amendment.status, now or utcnow()
+    )
+    if refusal:
+        if user is None or consultation.status == "open" and amendment.status == "open":
+            raise NotAllowed(refusal)
+        raise Conflict(refusal)
+    if stance is None:
+        existing = session.exec(
+            select(Vote).where(Vote.amendment_id == amendment_id, Vote.user_id == user_id)
+        ).first()
+        if existing is not None:
+            session.delete(existing)
+            session.commit()
+        return
+    store_vote(session, amendment_id, user_id, stance)
+    session.commit()
+
+
+def store_vote(session: Session, amendment_id: int, user_id: int, stance: str) -> None:
+    """Insert or update one vote without checking the rules (callers have); not committed."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now = utcnow()
+    statement = insert(Vote).values(
+        amendment_id=amendment_id, user_id=user_id, stance=stance, created_at=now, updated_at=now
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[col(Vote.amendment_id), col(Vote.user_id)],
+        set_={"stance": stance, "updated_at": now},
+    )
+    session.execute(statement)
+
+
+def import_document(
+    session: Session,
+    document: documents.ParsedDocument,
+    *,
+    slug: str | None = None,
+    eligible_domains: str = "",
+    status: str = "draft",
+    amendments_close_at: datetime | None = None,
+    voting_close_at: datetime | None = None,
+) -> Consultation:
+    """Create a consultation and its clauses from a parsed document, all or nothing."""
+    slug = slug or documents.slugify(document.title)
+    if session.exec(select(Consultation.id).where(Consultation.slug == slug)).first() is not None:
+        raise Conflict(f"A consultation with the address {slug!r} already exists.")
+    consultation = Consultation(
+        slug=slug,
+        title=document.title,
+        summary=document.summary,
+        status=status,
+        eligible_domains="\n".join(parse_domain_patterns(eligible_domains)),
+        amendments_close_at=amendments_close_at,
+        voting_close_at=voting_close_at,
+    )
+    try:
+        session.add(consultation)
+        session.flush()
+        for position, parsed in enumerate(document.clauses, start=1):
+            clause = Clause(
+                consultation_id=consultation.id, number=parsed.number, position=position
+            )
+            session.add(clause)
+            session.flush()
+            session.add(
+                ClauseVersion(
+                    clause_id=clause.id, version=1, heading=parsed.heading, text=parsed.text
+                )
+            )
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(f"A consultation with the address {slug!r} already exists.") from None
+    session.refresh(consultation)
+    return consultation
+
+
+def clause_ids_by_number(session: Session, consultation_id: int) -> dict[str, int]:
+    """Clause ids of one consultation keyed by number."""
+    rows = session.exec(
+        select(Clause.number, Clause.id).where(Clause.consultation_id == consultation_id)
+    )
+    return dict(rows.all())
+
+
+def users_by_email(session: Session, emails: list[str]) -> dict[str, User]:
+    """Users with these e-mail addresses (used by seeding only)."""
+    rows = session.exec(select(User).where(col(User.email).in_(emails)))
+    return {u.email: u for u in rows}

@@ -1,0 +1,74 @@
+"""Home, consultation and clause pages."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app import queries
+from app.auth import current_user
+from app.eligibility import proposal_refusal, vote_refusal
+from app.models import utcnow
+from app.services import participant_of, window_of
+from app.web import render
+
+
+async def home(request: Request) -> Response:
+    """Consultations with their status and closing dates."""
+    database = request.app.state.database
+    consultations = await database.run(queries.list_consultations, include_drafts=False)
+    return await render(request, "home.html", {"consultations": consultations})
+
+
+async def consultation(request: Request) -> Response:
+    """The numbered clauses of one consultation, with amendment counts."""
+    slug = request.path_params["slug"]
+
+    def load(session):
+        found = queries.consultation_by_slug(session, slug)
+        return found, queries.clause_rows(session, found.id)
+
+    found, clauses = await request.app.state.database.run(load)
+    user = await current_user(request)
+    return await render(
+        request,
+        "consultations/consultation.html",
+        {
+            "consultation": found,
+            "clauses": clauses,
+            "proposal_refusal": proposal_refusal(participant_of(user), window_of(found), utcnow()),
+        },
+    )
+
+
+async def clause(request: Request) -> Response:
+    """One clause: its wording and its amendments as tracked changes, with votes."""
+    sort = request.query_params.get("sort", "supported")
+    if sort not in queries.SORTS:
+        sort = "supported"
+    user = await current_user(request)
+    page = await request.app.state.database.run(
+        queries.clause_page,
+        request.path_params["slug"],
+        request.path_params["number"],
+        user.id if user else None,
+        sort,
+    )
+    now = utcnow()
+    window = window_of(page.consultation)
+    participant = participant_of(user)
+    return await render(
+        request,
+        "consultations/clause.html",
+        {
+            "page": page,
+            "consultation": page.consultation,
+            "sort": sort,
+            "sorts": queries.SORTS,
+            "proposal_refusal": proposal_refusal(participant, window, now),
+            "vote_refusals": {
+                row.amendment.id: vote_refusal(participant, window, row.amendment.status, now)
+                for row in page.amendments
+            },
+        },
+    )

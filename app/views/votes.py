@@ -1,0 +1,43 @@
+"""Casting, changing and withdrawing a vote."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app import queries
+from app.auth import csrf_protected, current_user
+from app.eligibility import vote_refusal
+from app.errors import NotAllowed
+from app.models import Consultation, utcnow
+from app.services import cast_vote, participant_of, window_of
+from app.views.amendments import clause_url
+from app.web import form_fields, is_htmx, redirect, render
+
+
+@csrf_protected
+async def vote(request: Request) -> Response:
+    """Support, oppose or withdraw; htmx gets the updated widget, others a redirect back."""
+    amendment_id = int(request.path_params["amendment_id"])
+    user = await current_user(request)
+    if user is None:
+        raise NotAllowed("Sign in to vote on amendments.")
+    stance = (await form_fields(request, "stance"))["stance"]
+
+    def act(session):
+        cast_vote(session, user.id, amendment_id, None if stance == "withdraw" else stance)
+        row = queries.amendment_row(session, amendment_id, user.id)
+        consultation = session.get(Consultation, row.amendment.consultation_id)
+        return row, consultation, queries.clause_page_address(session, row.amendment)
+
+    row, consultation, (slug, number) = await request.app.state.database.run(act)
+    if not is_htmx(request):
+        return redirect(f"{clause_url(slug, number)}?voted={amendment_id}#amendment-{amendment_id}")
+    refusal = vote_refusal(
+        participant_of(user), window_of(consultation), row.amendment.status, utcnow()
+    )
+    return await render(
+        request,
+        "_vote_widget.html",
+        {"row": row, "refusal": refusal, "consultation": consultation, "announce": True},
+    )

@@ -1,0 +1,92 @@
+"""Shared web plumbing: templates, rendering, redirects, htmx detection."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+
+from app import textdiff
+from app.auth import CSRF_FIELD, csrf_token, current_user
+
+LONDON = ZoneInfo("Europe/London")
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+
+def london_time(value: datetime | None) -> str:
+    """A UTC time as GOV.UK style shows it in Europe/London: '24 November 2026 at 2:05pm'."""
+    if value is None:
+        return ""
+    local = value.astimezone(LONDON)
+    hour = local.hour % 12 or 12
+    suffix = "am" if local.hour < 12 else "pm"
+    clock = f"{hour}{suffix}" if local.minute == 0 else f"{hour}:{local.minute:02d}{suffix}"
+    if local.hour == 12 and local.minute == 0:
+        clock = "midday"
+    return f"{local.day} {local:%B %Y} at {clock}"
+
+
+def paragraphs(text: str) -> list[str]:
+    """Split stored wording into its paragraphs."""
+    return [p for p in text.split("\n\n") if p.strip()]
+
+
+def make_templates() -> Jinja2Templates:
+    """Our templates first, then GOV.UK Frontend's macros under their package prefix."""
+    loader = jinja2.ChoiceLoader(
+        [
+            jinja2.FileSystemLoader(TEMPLATES_DIR),
+            jinja2.PrefixLoader(
+                {"govuk_frontend_jinja": jinja2.PackageLoader("govuk_frontend_jinja")}
+            ),
+        ]
+    )
+    env = jinja2.Environment(loader=loader, autoescape=True)
+    env.filters["london_time"] = london_time
+    env.filters["paragraphs"] = paragraphs
+    env.globals["word_diff"] = textdiff.word_diff
+    env.globals["change_summary"] = textdiff.change_summary
+    env.globals["CSRF_FIELD"] = CSRF_FIELD
+    return Jinja2Templates(env=env)
+
+
+def is_htmx(request: Request) -> bool:
+    """True for requests htmx made (it swaps a fragment instead of loading a page)."""
+    return request.headers.get("hx-request") == "true"
+
+
+async def render(
+    request: Request, template: str, context: dict[str, Any] | None = None, status_code: int = 200
+) -> HTMLResponse:
+    """Render a page or fragment with the context every template can rely on."""
+    context = dict(context or {})
+    # Errors caught outside the session middleware (500s) render without a session.
+    has_session = "session" in request.scope
+    context.setdefault("user", await current_user(request) if has_session else None)
+    context["request"] = request
+    context["csrf_token"] = csrf_token(request) if has_session else ""
+    context["demo"] = request.app.state.settings.demo_sign_in_allowed
+    return request.app.state.templates.TemplateResponse(
+        request, template, context, status_code=status_code
+    )
+
+
+def redirect(url: str) -> Response:
+    """After a form post: see the result with a GET (303), so a reload never posts twice."""
+    return RedirectResponse(url, status_code=303)
+
+
+async def form_fields(request: Request, *names: str) -> dict[str, str]:
+    """String values of these form fields ('' when absent)."""
+    form = await request.form()
+    values = {}
+    for name in names:
+        value = form.get(name)
+        values[name] = value if isinstance(value, str) else ""
+    return values
