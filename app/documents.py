@@ -193,7 +193,7 @@ def _paragraphs(lines: list[str]) -> str:
         if line.strip():
             current.append(line.strip())
         elif current:
-            paragraphs.append(" ".join(current))
+            paragraphs.append(" ".join(" ".join(current).split()))
             current = []
     return "\n\n".join(paragraphs)
 

@@ -77,23 +77,33 @@ def identity_refusal(participant: Participant | None, window: Window) -> str | N
     return None
 
 
-def proposal_refusal(participant: Participant | None, window: Window, now: datetime) -> str | None:
-    """Why this person may not propose an amendment now, or None when they may."""
+def proposals_closed(window: Window, now: datetime) -> str | None:
+    """Why no one may propose an amendment now, or None while proposals are open."""
     if window.status != "open":
         return "This consultation is not open for amendments."
     if window.amendments_close_at is not None and now >= window.amendments_close_at:
         return "The amendment window has closed; you can still vote on amendments."
-    return identity_refusal(participant, window)
+    return None
 
 
-def vote_refusal(
-    participant: Participant | None, window: Window, amendment_status: str, now: datetime
-) -> str | None:
-    """Why this person may not vote on this amendment now, or None when they may."""
+def voting_closed(window: Window, amendment_status: str, now: datetime) -> str | None:
+    """Why no one may vote on this amendment now, or None while it takes votes."""
     if window.status != "open":
         return "Voting is closed for this consultation."
     if window.voting_close_at is not None and now >= window.voting_close_at:
         return "Voting is closed for this consultation."
     if amendment_status != "open":
         return f"This amendment is {amendment_status} and no longer takes votes."
-    return identity_refusal(participant, window)
+    return None
+
+
+def proposal_refusal(participant: Participant | None, window: Window, now: datetime) -> str | None:
+    """Why this person may not propose an amendment now, or None when they may."""
+    return proposals_closed(window, now) or identity_refusal(participant, window)
+
+
+def vote_refusal(
+    participant: Participant | None, window: Window, amendment_status: str, now: datetime
+) -> str | None:
+    """Why this person may not vote on this amendment now, or None when they may."""
+    return voting_closed(window, amendment_status, now) or identity_refusal(participant, window)

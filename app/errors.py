@@ -14,6 +14,16 @@ class RedlineError(Exception):
         self.message = message
 
 
+class InvalidInput(RedlineError):
+    """A submitted form has errors; ``errors`` maps field names to messages."""
+
+    status = 400
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
 class NotFound(RedlineError):
     status = 404
     title = "Page not found"

@@ -293,18 +293,22 @@ def consultation_tally(session: Session, consultation_id: int) -> ConsultationTa
         .subquery()
     )
     voters_by_org = session.exec(
-        select(func.coalesce(Organisation.name, "other"), func.count())
+        select(Organisation.name, func.count())
         .select_from(voting_users)
         .join(User, col(User.id) == voting_users.c.user_id)
         .outerjoin(Organisation, col(Organisation.id) == User.organisation_id)
-        .group_by(func.coalesce(Organisation.name, "other"))
+        .group_by(Organisation.name)
     ).all()
-    recode = recode_small_organisations(dict(voters_by_org))
+    # Voters without an organisation (none once signed in with a verified e-mail) are "other".
+    voters_per_name: dict[str, int] = defaultdict(int)
+    for name, count in voters_by_org:
+        voters_per_name[name or "other"] += count
+    recode = recode_small_organisations(voters_per_name)
 
     per_org = session.exec(
         select(
             Amendment.id,
-            func.coalesce(Organisation.name, "other"),
+            Organisation.name,
             func.sum(case((Vote.stance == "support", 1), else_=0)),
             func.sum(case((Vote.stance == "oppose", 1), else_=0)),
         )
@@ -313,11 +317,11 @@ def consultation_tally(session: Session, consultation_id: int) -> ConsultationTa
         .outerjoin(Organisation, col(Organisation.id) == User.organisation_id)
         .where(Amendment.consultation_id == consultation_id)
         .where(col(Amendment.status).in_(LISTED_STATUSES))
-        .group_by(Amendment.id, func.coalesce(Organisation.name, "other"))
+        .group_by(Amendment.id, Organisation.name)
     )
     by_amendment: dict[int, dict[str, Counts]] = defaultdict(dict)
     for amendment_id, org, supports, opposes in per_org:
-        group = recode.get(org, "other")
+        group = recode.get(org or "other", "other")
         previous = by_amendment[amendment_id].get(group, Counts())
         by_amendment[amendment_id][group] = previous + Counts(int(supports), int(opposes))
 

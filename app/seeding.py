@@ -129,11 +129,7 @@ def seed_demo(session: Session, seed_dir: Path) -> SeedReport:
     data = _load_yaml(seed_dir / "demo.yaml")
     personas = {p.key: p for p in demo_personas(seed_dir)}
     users_by_domain: dict[str, list[User]] = {}
-    users: dict[str, User] = {}
-    for persona in personas.values():
-        user = demo_user(session, persona)
-        users[persona.key] = user
-        users_by_domain.setdefault(persona.email.split("@")[1], []).append(user)
+    users = {persona.key: demo_user(session, persona) for persona in personas.values()}
     for domain, count in data.get("crowd", {}).items():
         for i in range(1, count + 1):
             user = record_sign_in(
@@ -144,7 +140,7 @@ def seed_demo(session: Session, seed_dir: Path) -> SeedReport:
                 email_verified=True,
             )
             users_by_domain.setdefault(domain, []).append(user)
-    report.users = sum(len(v) for v in users_by_domain.values())
+    report.users = len(users) + sum(len(v) for v in users_by_domain.values())
 
     for entry in data.get("amendments", []):
         consultation = session.exec(

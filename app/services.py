@@ -14,12 +14,13 @@ from app.eligibility import (
     Participant,
     Window,
     email_domain,
+    identity_refusal,
     organisation_for_domain,
     parse_domain_patterns,
-    proposal_refusal,
-    vote_refusal,
+    proposals_closed,
+    voting_closed,
 )
-from app.errors import Conflict, NotAllowed, NotFound
+from app.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from app.models import (
     STANCES,
     Amendment,
@@ -38,14 +39,6 @@ _PSEUDONYM_WORDS = (
     "Alder Ash Aspen Birch Cedar Elm Hazel Holly Juniper Larch Linden Maple Oak Pine Rowan "
     "Willow Yew Heron Kestrel Lapwing Curlew Dunlin Plover Wren Finch Swift Otter Badger Hare"
 ).split()
-
-
-class ValidationFailed(Exception):
-    """The submitted form has errors; ``errors`` maps field names to messages."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(errors.values()))
-        self.errors = errors
 
 
 def window_of(consultation: Consultation) -> Window:
@@ -129,16 +122,20 @@ def propose_amendment(
     form: ProposalInput,
     now: datetime | None = None,
 ) -> Amendment:
-    """Store a proposal against the clause's current version; ValidationFailed on bad input."""
+    """Store a proposal against the clause's current version; InvalidInput on bad input."""
     user = get_user(session, user_id)
     consultation = consultation_by_slug(session, slug)
     clause, version = clause_with_version(session, consultation.id, clause_number)
-    refusal = proposal_refusal(participant_of(user), window_of(consultation), now or utcnow())
+    window = window_of(consultation)
+    closed = proposals_closed(window, now or utcnow())
+    if closed:
+        raise Conflict(closed)
+    refusal = identity_refusal(participant_of(user), window)
     if refusal:
-        raise NotAllowed(refusal) if consultation.status == "open" else Conflict(refusal)
+        raise NotAllowed(refusal)
     proposal, errors = validate_proposal(form, version.text)
     if proposal is None:
-        raise ValidationFailed(errors)
+        raise InvalidInput(errors)
     return _store_proposal(session, user_id, consultation, clause, version, proposal)
 
 
@@ -198,21 +195,20 @@ def cast_vote(
     clicks racing each other from ever failing or double counting.
     """
     if stance is not None and stance not in STANCES:
-        raise ValidationFailed({"stance": "Choose support or oppose"})
+        raise InvalidInput({"stance": "Choose support or oppose"})
     amendment = session.get(Amendment, amendment_id)
     if amendment is None:
         raise NotFound("There is no such amendment.")
     consultation = session.get(Consultation, amendment.consultation_id)
     if consultation is None or consultation.status == "draft":
         raise NotFound("There is no such amendment.")
-    user = get_user(session, user_id)
-    refusal = vote_refusal(
-        participant_of(user), window_of(consultation), amendment.status, now or utcnow()
-    )
+    window = window_of(consultation)
+    closed = voting_closed(window, amendment.status, now or utcnow())
+    if closed:
+        raise Conflict(closed)
+    refusal = identity_refusal(participant_of(get_user(session, user_id)), window)
     if refusal:
-        if user is None or consultation.status == "open" and amendment.status == "open":
-            raise NotAllowed(refusal)
-        raise Conflict(refusal)
+        raise NotAllowed(refusal)
     if stance is None:
         existing = session.exec(
             select(Vote).where(Vote.amendment_id == amendment_id, Vote.user_id == user_id)

@@ -8,11 +8,10 @@ from starlette.responses import Response
 from app import queries
 from app.auth import csrf_protected, current_user
 from app.eligibility import proposal_refusal
-from app.errors import NotAllowed
+from app.errors import InvalidInput, NotAllowed
 from app.models import utcnow
 from app.proposals import KIND_LABELS, MAX_RATIONALE_CHARS, MAX_TEXT_CHARS, ProposalInput
 from app.services import (
-    ValidationFailed,
     participant_of,
     propose_amendment,
     window_of,
@@ -73,7 +72,7 @@ async def propose(request: Request) -> Response:
         amendment = await request.app.state.database.run(
             propose_amendment, user.id, slug, number, form
         )
-    except ValidationFailed as failed:
+    except InvalidInput as failed:
         context = await _propose_context(request, form)
         context["errors"] = {k: failed.errors[k] for k in FIELD_ORDER if k in failed.errors}
         template = (
