@@ -466,12 +466,8 @@ def test_the_session_cookie_is_httponly_and_samesite_lax(client):
 # Demo sign-in
 
 
-def test_demo_sign_in_picks_a_persona_and_returns_to_the_page(database_url, seeded):
-    if not database_url.startswith("sqlite"):
-        pytest.skip(
-            "demo sign-in exists only on the embedded SQLite database (see the refusal test)"
-        )
-    app = create_app(settings_for(database_url, demo=True))
+def test_demo_sign_in_picks_a_persona_and_returns_to_the_page(sqlite_seeded):
+    app = create_app(settings_for(sqlite_seeded.url, demo=True))
     with TestClient(app, follow_redirects=False) as client:
         page = client.get(f"/sign-in?next={CLAUSE}/7")
         assert "Sign in as Amira Shah" in page.text

@@ -1,0 +1,123 @@
+"""The `redline` command line, against real databases."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+from sqlmodel import func, select
+
+from app.cli import main
+from app.db import Database
+from app.models import Clause, ClauseVersion, Consultation
+
+GOOD = """# Guidance on live streams
+
+A short draft.
+
+## 1. Scope
+Everyone.
+
+## 2. Notice
+Give notice.
+"""
+
+
+def run(database_url: str, *args: str):
+    env = {"REDLINE_DATABASE_URL": database_url, "REDLINE_SECRET_KEY": ""}
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+def row_counts(database: Database) -> tuple[int, int, int]:
+    def count(session):
+        return tuple(
+            session.exec(select(func.count()).select_from(model)).one()
+            for model in (Consultation, Clause, ClauseVersion)
+        )
+
+    return database.call(count)
+
+
+@pytest.mark.parametrize("command", [[], ["migrate"], ["seed"], ["serve"], ["import"]])
+def test_every_command_has_help(command):
+    result = CliRunner().invoke(main, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage:" in result.output
+
+
+def test_import_creates_a_draft_consultation(database, tmp_path):
+    path = tmp_path / "guidance.md"
+    path.write_text(GOOD, encoding="utf-8")
+    result = run(database.url, "import", str(path), "--eligible", "*.gov.uk, *.nhs.uk")
+    assert result.exit_code == 0, result.output
+    assert "'guidance-on-live-streams'" in result.output and "2 clauses" in result.output
+    consultation = database.call(
+        lambda s: s.exec(
+            select(Consultation).where(Consultation.slug == "guidance-on-live-streams")
+        ).one()
+    )
+    assert consultation.status == "draft"
+    assert consultation.eligible_domains == "*.gov.uk\n*.nhs.uk"
+    assert row_counts(database) == (1, 2, 2)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"", "the file is empty"),
+        (b"# Only a title\n\nand a summary\n", ":1: no clause headings"),
+        (b"# T\n## 1. A\nx\n## 1. B\ny\n", ":4: clause number 1 is used twice (first on line 2)"),
+        ("# T\n## 1. Caf\u00e9\ntext\n".encode("latin-1"), ":2: the file is not UTF-8 text"),
+    ],
+)
+def test_import_refuses_malformed_documents_and_stores_nothing(
+    database, tmp_path, content, expected
+):
+    path = tmp_path / "bad.md"
+    path.write_bytes(content)
+    before = row_counts(database)
+    result = CliRunner().invoke(
+        main, ["import", str(path)], env={"REDLINE_DATABASE_URL": database.url}
+    )
+    assert result.exit_code == 1
+    assert expected in result.output
+    assert row_counts(database) == before
+
+
+def test_import_refuses_a_20_mb_file_without_reading_it(database, tmp_path):
+    path = tmp_path / "huge.md"
+    with path.open("wb") as handle:
+        handle.write(b"# Huge\n## 1. A\n")
+        handle.truncate(20 * 1024 * 1024)
+    result = run(database.url, "import", str(path))
+    assert result.exit_code == 1
+    assert "20,971,520 bytes" in result.output
+    assert row_counts(database) == (0, 0, 0)
+
+
+def test_import_refuses_a_slug_that_exists(database, tmp_path):
+    path = tmp_path / "guidance.md"
+    path.write_text(GOOD, encoding="utf-8")
+    assert run(database.url, "import", str(path)).exit_code == 0
+    again = run(database.url, "import", str(path))
+    assert again.exit_code == 1
+    assert "already exists" in again.output
+    assert row_counts(database) == (1, 2, 2)
+
+
+def test_seed_is_idempotent_and_demo_data_only_goes_into_sqlite(database):
+    first = run(database.url, "seed")
+    assert first.exit_code == 0 and "1 new consultations" in first.output
+    second = run(database.url, "seed")
+    assert "0 new organisations, 0 new consultations" in second.output
+    demo = run(database.url, "seed", "--demo")
+    if database.url.startswith("sqlite"):
+        assert demo.exit_code == 0 and "demo amendments" in demo.output
+    else:
+        assert demo.exit_code == 2
+        assert "only works on the embedded SQLite database" in demo.output
+
+
+def test_a_bad_database_url_is_named_in_the_error():
+    result = CliRunner().invoke(main, ["migrate"], env={"REDLINE_DATABASE_URL": "mysql://x/y"})
+    assert result.exit_code == 2
+    assert "REDLINE_DATABASE_URL" in result.output
