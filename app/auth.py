@@ -15,6 +15,7 @@ from starlette.responses import Response
 from app.errors import NotAllowed
 from app.models import User
 from app.services import get_user
+from app.settings import Settings
 
 SESSION_USER = "user_id"
 SESSION_CSRF = "csrf"
@@ -103,6 +104,32 @@ async def current_user(request: Request) -> User | None:
             end_session(request)
         request.state.user = user
     return request.state.user
+
+
+ROLE_RANK = {"participant": 0, "organiser": 1, "admin": 2}
+
+
+def role_of(user: User | None, settings: Settings) -> str | None:
+    """The stronger of the stored role (granted by an administrator) and the configured one.
+
+    Only a verified e-mail address can pick up a role from REDLINE_ORGANISERS or REDLINE_ADMINS.
+    """
+    if user is None:
+        return None
+    configured = settings.role_for_email(user.email) if user.email_verified else None
+    if configured and ROLE_RANK[configured] > ROLE_RANK.get(user.role, 0):
+        return configured
+    return user.role
+
+
+async def require_organiser(request: Request) -> User:
+    """The signed-in organiser (or administrator), or a 403 refusal."""
+    user = await current_user(request)
+    if user is None:
+        raise NotAllowed("Sign in as an organiser to see this page.")
+    if role_of(user, request.app.state.settings) not in ("organiser", "admin"):
+        raise NotAllowed("This page is for the organisers of consultations.")
+    return user
 
 
 def safe_next(target: str | None, default: str = "/") -> str:

@@ -11,7 +11,7 @@ from app import documents
 from app.db import Database, migrate
 from app.errors import RedlineError
 from app.seeding import seed
-from app.services import import_document
+from app.services import import_document, set_role
 from app.settings import Settings, SettingsError
 
 
@@ -123,6 +123,49 @@ def import_command(ctx: click.Context, document: Path, slug: str | None, eligibl
         f"Imported {consultation.title!r} as draft consultation {consultation.slug!r} "
         f"with {len(parsed.clauses)} clauses."
     )
+
+
+@main.command("grant")
+@click.argument("email")
+@click.argument("role", type=click.Choice(["organiser", "admin"]))
+@click.pass_context
+def grant_command(ctx: click.Context, email: str, role: str) -> None:
+    """Make the account with EMAIL an organiser or administrator.
+
+    The person must have signed in once. People named in REDLINE_ORGANISERS or
+    REDLINE_ADMINS have their role from configuration and need no grant.
+    """
+    settings = _settings(ctx)
+    changed = _with_database(settings, set_role, email, role)
+    if not changed:
+        _fail(f"no account has the e-mail address {email}; they must sign in once first")
+    click.echo(f"{email} is now an {role}.")
+
+
+@main.command("revoke")
+@click.argument("email")
+@click.pass_context
+def revoke_command(ctx: click.Context, email: str) -> None:
+    """Take organiser and administrator rights away from the account with EMAIL."""
+    settings = _settings(ctx)
+    changed = _with_database(settings, set_role, email, "participant")
+    if not changed:
+        _fail(f"no account has the e-mail address {email}")
+    click.echo(f"{email} is now a participant.")
+    if settings.role_for_email(email):
+        click.echo(
+            f"Note: {email} is still named in REDLINE_ORGANISERS or REDLINE_ADMINS, "
+            "which keeps their role until it is removed there.",
+            err=True,
+        )
+
+
+def _with_database(settings: Settings, fn, *args):
+    database = Database(settings.database_url)
+    try:
+        return database.call(fn, *args)
+    finally:
+        database.dispose()
 
 
 def _fail(message: str) -> None:

@@ -17,8 +17,9 @@ from starlette.staticfiles import StaticFiles
 
 from app.db import Database
 from app.errors import RedlineError
+from app.oidc import make_registry
 from app.settings import Settings, SettingsError
-from app.views import amendments, consultations, results, session, votes
+from app.views import amendments, consultations, organise, results, session, votes
 from app.web import is_htmx, make_templates, render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +49,9 @@ def routes() -> list[Route | Mount]:
         Route("/", consultations.home, name="home"),
         Route("/sign-in", session.sign_in, name="sign_in"),
         Route("/sign-in/demo", session.demo_sign_in, methods=["POST"], name="demo_sign_in"),
+        Route("/auth/{provider}/login", session.provider_sign_in, name="provider_sign_in"),
+        Route("/auth/{provider}/callback", session.provider_callback, name="provider_callback"),
+        Route("/organise", organise.index, name="organise"),
         Route("/sign-out", session.sign_out, methods=["POST"], name="sign_out"),
         Route("/consultations/{slug}", consultations.consultation, name="consultation"),
         Route("/consultations/{slug}/results", results.results, name="results"),
@@ -153,4 +157,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.database = database
     app.state.templates = make_templates()
+    app.state.oauth = make_registry(settings)
     return app

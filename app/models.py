@@ -62,6 +62,9 @@ class User(SQLModel, table=True):
     subject: str = Field(max_length=255)
     email: str = Field(max_length=320)
     email_verified: bool = False
+    # The name the identity provider gives: private, refreshed at each sign-in, never shown.
+    name: str | None = Field(default=None, max_length=200)
+    # The name the participant chose to be shown by; without one, the pseudonym is shown.
     display_name: str | None = Field(default=None, max_length=80)
     pseudonym: str = Field(max_length=80, unique=True)
     show_organisation: bool = False

@@ -116,7 +116,11 @@ def demo_user(session: Session, persona: Persona) -> User:
         email_verified=True,
         name=persona.display_name,
     )
-    if user.show_organisation != persona.show_organisation:
+    if (user.display_name, user.show_organisation) != (
+        persona.display_name,
+        persona.show_organisation,
+    ):
+        user.display_name = persona.display_name
         user.show_organisation = persona.show_organisation
         session.add(user)
         session.commit()

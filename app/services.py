@@ -22,6 +22,7 @@ from app.eligibility import (
 )
 from app.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from app.models import (
+    ROLES,
     STANCES,
     Amendment,
     Clause,
@@ -96,9 +97,9 @@ def record_sign_in(
             subject=subject,
             email=email,
             email_verified=email_verified,
-            display_name=(name or None),
             pseudonym=_new_pseudonym(session),
         )
+    user.name = name or None
     user.email = email
     user.email_verified = email_verified
     user.organisation_id = organisation_id_for(session, email) if email_verified else None
@@ -107,6 +108,18 @@ def record_sign_in(
     session.commit()
     session.refresh(user)
     return user
+
+
+def set_role(session: Session, email: str, role: str) -> int:
+    """Give every account with this e-mail address a role; returns how many were changed."""
+    if role not in ROLES:
+        raise InvalidInput({"role": f"Role must be one of {', '.join(ROLES)}"})
+    users = session.exec(select(User).where(User.email == email.strip().lower())).all()
+    for user in users:
+        user.role = role
+        session.add(user)
+    session.commit()
+    return len(users)
 
 
 def get_user(session: Session, user_id: int | None) -> User | None:

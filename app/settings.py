@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DEFAULT_DATABASE_URL = "sqlite:///redline.db"
 
@@ -37,6 +39,80 @@ def _emails(env: Mapping[str, str], name: str) -> frozenset[str]:
 
 
 @dataclass(frozen=True)
+class OidcProvider:
+    """One OpenID Connect provider, from REDLINE_OIDC_<NAME>_* variables."""
+
+    name: str
+    issuer: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    label: str
+
+    @property
+    def metadata_url(self) -> str:
+        return self.issuer.rstrip("/") + "/.well-known/openid-configuration"
+
+
+_PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def _providers(env: Mapping[str, str]) -> tuple[OidcProvider, ...]:
+    names = [
+        n.strip().lower() for n in env.get("REDLINE_OIDC_PROVIDERS", "").split(",") if n.strip()
+    ]
+    providers = []
+    for name in names:
+        if not _PROVIDER_NAME.match(name):
+            raise SettingsError(
+                f"REDLINE_OIDC_PROVIDERS: {name!r} is not a valid provider name "
+                "(lower-case letters, digits and underscores, starting with a letter)"
+            )
+        prefix = f"REDLINE_OIDC_{name.upper()}_"
+        values = {}
+        for part in ("ISSUER", "CLIENT_ID", "CLIENT_SECRET", "LABEL"):
+            value = env.get(prefix + part, "").strip()
+            if not value:
+                raise SettingsError(
+                    f"{prefix}{part} is not set "
+                    f"(provider {name!r} is listed in REDLINE_OIDC_PROVIDERS)"
+                )
+            values[part] = value
+        issuer = urlsplit(values["ISSUER"])
+        if issuer.scheme not in ("https", "http") or not issuer.hostname:
+            raise SettingsError(f"{prefix}ISSUER must be an https:// URL, not {values['ISSUER']!r}")
+        if issuer.scheme == "http" and issuer.hostname not in _LOOPBACK:
+            raise SettingsError(
+                f"{prefix}ISSUER must use https:// (plain http is only for loopback test providers)"
+            )
+        providers.append(
+            OidcProvider(
+                name=name,
+                issuer=values["ISSUER"].rstrip("/"),
+                client_id=values["CLIENT_ID"],
+                client_secret=values["CLIENT_SECRET"],
+                label=values["LABEL"],
+            )
+        )
+    if len(set(names)) != len(names):
+        raise SettingsError("REDLINE_OIDC_PROVIDERS lists the same provider twice")
+    return tuple(providers)
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be more than 0 seconds")
+    return value
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the app needs to know about its environment."""
 
@@ -47,6 +123,9 @@ class Settings:
     organisers: frozenset[str] = frozenset()
     admins: frozenset[str] = frozenset()
     seed_dir: Path = Path(__file__).resolve().parent.parent / "seed"
+    oidc_providers: tuple[OidcProvider, ...] = ()
+    # How long to wait for an identity provider before showing an error page.
+    oidc_timeout: float = 10.0
 
     @property
     def is_embedded_database(self) -> bool:
@@ -61,6 +140,19 @@ class Settings:
     @property
     def secure_cookies(self) -> bool:
         return self.base_url.startswith("https://")
+
+    def provider(self, name: str) -> OidcProvider | None:
+        """The configured provider with this name, if any."""
+        return next((p for p in self.oidc_providers if p.name == name), None)
+
+    def role_for_email(self, email: str) -> str | None:
+        """The role configuration gives this (verified) e-mail address, if any."""
+        email = email.strip().lower()
+        if email in self.admins:
+            return "admin"
+        if email in self.organisers:
+            return "organiser"
+        return None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -103,4 +195,6 @@ class Settings:
             organisers=_emails(env, "REDLINE_ORGANISERS"),
             admins=_emails(env, "REDLINE_ADMINS"),
             seed_dir=seed_dir,
+            oidc_providers=_providers(env),
+            oidc_timeout=_seconds(env, "REDLINE_OIDC_TIMEOUT", 10.0),
         )

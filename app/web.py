@@ -13,7 +13,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from app import textdiff
-from app.auth import CSRF_FIELD, csrf_token, current_user
+from app.auth import CSRF_FIELD, csrf_token, current_user, role_of
 
 LONDON = ZoneInfo("Europe/London")
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -72,6 +72,10 @@ async def render(
     context["request"] = request
     context["csrf_token"] = csrf_token(request) if has_session else ""
     context["demo"] = request.app.state.settings.demo_sign_in_allowed
+    context["is_organiser"] = role_of(context["user"], request.app.state.settings) in (
+        "organiser",
+        "admin",
+    )
     return request.app.state.templates.TemplateResponse(
         request, template, context, status_code=status_code
     )

@@ -1,14 +1,18 @@
-"""Signing in and out. Demo personas exist only in demo mode on the embedded database."""
+"""Signing in and out: OpenID Connect providers, and demo personas in demo mode only."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app import oidc
 from app.auth import csrf_protected, end_session, safe_next, start_session
-from app.errors import NotAllowed
+from app.errors import NotAllowed, NotFound
 from app.seeding import demo_personas, demo_user
+from app.services import record_sign_in
 from app.web import form_fields, redirect, render
+
+SESSION_NEXT = "next_after_sign_in"
 
 
 def _require_demo(request: Request) -> None:
@@ -20,14 +24,53 @@ def _require_demo(request: Request) -> None:
 
 
 async def sign_in(request: Request) -> Response:
-    """The sign-in page: in demo mode, a list of personas to pick from."""
+    """The sign-in page: each configured identity provider, and demo personas in demo mode."""
     settings = request.app.state.settings
     personas = demo_personas(settings.seed_dir) if settings.demo_sign_in_allowed else []
     return await render(
         request,
         "auth/sign_in.html",
-        {"personas": personas, "next": safe_next(request.query_params.get("next"))},
+        {
+            "personas": personas,
+            "providers": settings.oidc_providers,
+            "next": safe_next(request.query_params.get("next")),
+        },
     )
+
+
+def _provider(request: Request):
+    provider = request.app.state.settings.provider(request.path_params["provider"])
+    if provider is None:
+        raise NotFound("There is no such way to sign in.")
+    return provider
+
+
+async def provider_sign_in(request: Request) -> Response:
+    """Send the person to their identity provider."""
+    provider = _provider(request)
+    next_path = safe_next(request.query_params.get("next"))
+    response = await oidc.start(
+        request, request.app.state.oauth, request.app.state.settings, provider
+    )
+    request.session[SESSION_NEXT] = next_path
+    return response
+
+
+async def provider_callback(request: Request) -> Response:
+    """The provider sends the person back here; verify, record, and start a fresh session."""
+    provider = _provider(request)
+    identity = await oidc.finish(request, request.app.state.oauth, provider)
+    next_path = safe_next(request.session.get(SESSION_NEXT))
+    user = await request.app.state.database.run(
+        record_sign_in,
+        issuer=identity.issuer,
+        subject=identity.subject,
+        email=identity.email,
+        email_verified=identity.email_verified,
+        name=identity.name,
+    )
+    start_session(request, user)
+    return redirect(next_path)
 
 
 @csrf_protected
