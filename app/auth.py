@@ -7,7 +7,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from functools import wraps
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -133,12 +133,19 @@ async def require_organiser(request: Request) -> User:
 
 
 def safe_next(target: str | None, default: str = "/") -> str:
-    """A path on this site to go to after sign-in; anything else becomes ``default``."""
-    if not target or not target.startswith("/") or target.startswith("//"):
+    """A path on this site to go to after sign-in; anything else becomes ``default``.
+
+    Checked as sent and once decoded, so that encoded forms such as ``/%2F%2Fhost``
+    or ``/%5Chost`` cannot turn into another site in a lenient browser.
+    """
+    if not target:
         return default
-    if "\\" in target or any(ord(ch) < 32 for ch in target):
-        return default
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc:
-        return default
+    for candidate in (target, unquote(target)):
+        if not candidate.startswith("/") or candidate.startswith("//"):
+            return default
+        if "\\" in candidate or any(ord(ch) < 32 or ord(ch) == 127 for ch in candidate):
+            return default
+        parts = urlsplit(candidate)
+        if parts.scheme or parts.netloc:
+            return default
     return target

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2 as httpx
@@ -42,13 +43,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def chromium_reason() -> str | None:
+    """Why browser tests cannot run here, or None when they can."""
+    if not Path(CHROMIUM).exists():
+        return f"no Chromium at {CHROMIUM} (install Debian's: apt-get install chromium)"
+    if not AXE.exists():
+        return "axe-core is not installed (run make install)"
+    return None
+
+
 @pytest.fixture(scope="module")
 def browser():
-    reason = None
-    if not Path(CHROMIUM).exists():
-        reason = f"no Chromium at {CHROMIUM} (install Debian's: apt-get install chromium)"
-    elif not AXE.exists():
-        reason = "axe-core is not installed (run make install)"
+    reason = chromium_reason()
     if reason:
         if IN_CI:
             pytest.fail(f"browser tests are mandatory under CI=true, but {reason}")
@@ -61,15 +67,12 @@ def browser():
         launched.close()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`redline migrate`, `seed --demo` and `serve`, as `make run` does, on a fresh SQLite file."""
-    database = tmp_path_factory.mktemp("browser") / "redline.db"
-    port = free_port()
-    env = {**os.environ, "REDLINE_DATABASE_URL": f"sqlite:///{database}", "REDLINE_DEMO": "1"}
-    env.pop("REDLINE_SECRET_KEY", None)
+@contextmanager
+def serve(port: int, env: dict[str, str], demo: bool) -> Iterator[str]:
+    """`redline migrate`, `seed` and `serve`, as `make run` does; yields the base URL."""
+    env = {**os.environ, **env}
     redline = [str(Path(sys.executable).parent / "redline")]
-    for command in (["migrate"], ["seed", "--demo"]):
+    for command in (["migrate"], ["seed", "--demo"] if demo else ["seed"]):
         subprocess.run([*redline, *command], env=env, cwd=ROOT, check=True, capture_output=True)
     process = subprocess.Popen(
         [*redline, "serve", "--port", str(port)],
@@ -79,19 +82,34 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail(f"the server did not start: {process.stderr.read().decode()[-2000:]}")
-    yield base
-    process.terminate()
-    process.wait(timeout=10)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(base + "/", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            process.kill()
+            pytest.fail(f"the server did not start: {process.stderr.read().decode()[-2000:]}")
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The demo on a fresh SQLite file."""
+    database = tmp_path_factory.mktemp("browser") / "redline.db"
+    env = {
+        "REDLINE_DATABASE_URL": f"sqlite:///{database}",
+        "REDLINE_DEMO": "1",
+        "REDLINE_SECRET_KEY": "",
+    }
+    with serve(free_port(), env, demo=True) as base:
+        yield base
 
 
 def assert_accessible(page, html: str | None = None, base: str | None = None) -> None:

@@ -31,13 +31,14 @@ const provider = new Provider(issuer, {
   features: { devInteractions: { enabled: true } },
   claims: { openid: ["sub"], email: ["email", "email_verified"], profile: ["name"] },
   cookies: { keys: ["redline-test-provider-cookie-key"] },
+  // The development login uses the login name as the subject ("sub").
   async findAccount(ctx, id) {
     const unverified = id.startsWith("unverified.");
     const email = unverified ? id.slice("unverified.".length) : id;
     return {
       accountId: id,
       async claims() {
-        return { sub: `sub-${id}`, email, email_verified: !unverified, name: `Test ${email.split("@")[0]}` };
+        return { sub: id, email, email_verified: !unverified, name: `Test ${email.split("@")[0]}` };
       },
     };
   },

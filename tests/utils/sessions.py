@@ -19,11 +19,18 @@ from starlette.testclient import TestClient
 from app.main import SESSION_COOKIE
 
 
-def force_login(client: TestClient, user_id: int) -> str:
+def force_login(
+    client: TestClient, user_id: int, signed_in_at: int | None = None, seen_at: int | None = None
+) -> str:
     """Give ``client`` a signed-in session for ``user_id``; returns the session's CSRF token."""
     now = int(time.time())
     csrf = secrets.token_urlsafe(16)
-    data = {"user_id": user_id, "signed_in_at": now, "seen_at": now, "csrf": csrf}
+    data = {
+        "user_id": user_id,
+        "signed_in_at": now if signed_in_at is None else signed_in_at,
+        "seen_at": now if seen_at is None else seen_at,
+        "csrf": csrf,
+    }
     signer = itsdangerous.TimestampSigner(str(client.app.state.settings.secret_key))
     cookie = signer.sign(b64encode(json.dumps(data).encode())).decode()
     # Replace any session the client already has, whatever domain its cookie was set for.
