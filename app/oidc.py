@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import httpx2
 from authlib.integrations.starlette_client import OAuth, OAuthError
+from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from joserfc.errors import JoseError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -50,16 +51,24 @@ def make_registry(settings: Settings) -> OAuth:
     """An Authlib registry with one client per configured provider."""
     oauth = OAuth()
     for provider in settings.oidc_providers:
+        client_kwargs = {
+            "scope": "openid email profile",
+            "code_challenge_method": "S256",
+            "timeout": settings.oidc_timeout,
+        }
+        extra = {}
+        if provider.private_key_jwt:
+            # GOV.UK One Login (and others) take no shared secret: the token request is
+            # authenticated by a JWT signed with our private key.
+            client_kwargs["token_endpoint_auth_method"] = "private_key_jwt"
+            extra["client_auth_methods"] = [PrivateKeyJWT()]
         oauth.register(
             name=provider.name,
             client_id=provider.client_id,
             client_secret=provider.client_secret,
             server_metadata_url=provider.metadata_url,
-            client_kwargs={
-                "scope": "openid email profile",
-                "code_challenge_method": "S256",
-                "timeout": settings.oidc_timeout,
-            },
+            client_kwargs=client_kwargs,
+            **extra,
         )
     return oauth
 
@@ -131,6 +140,18 @@ async def finish(request: Request, oauth: OAuth, provider: OidcProvider) -> Iden
         issuer=str(id_claims["iss"]),
         subject=str(claims["sub"]),
         email=str(claims.get("email") or ""),
-        email_verified=claims.get("email_verified") is True,
+        email_verified=email_verified(claims),
         name=claims.get("name"),
     )
+
+
+def email_verified(claims: dict) -> bool:
+    """Whether the provider vouches for the e-mail address.
+
+    ``email_verified`` must be JSON true (not the string "true"). Microsoft Entra ID sends
+    no ``email_verified``; its optional ``xms_edov`` claim says the tenant owns the
+    e-mail's domain, which is the same assurance for a work account.
+    """
+    if "email_verified" in claims:
+        return claims["email_verified"] is True
+    return claims.get("xms_edov") is True

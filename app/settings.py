@@ -45,8 +45,10 @@ class OidcProvider:
     name: str
     issuer: str
     client_id: str
+    # A shared secret (client_secret_basic), or with private_key_jwt the PEM private key.
     client_secret: str = field(repr=False)
     label: str
+    private_key_jwt: bool = False
 
     @property
     def metadata_url(self) -> str:
@@ -70,8 +72,15 @@ def _providers(env: Mapping[str, str]) -> tuple[OidcProvider, ...]:
             )
         prefix = f"REDLINE_OIDC_{name.upper()}_"
         values = {}
+        key_file = env.get(prefix + "PRIVATE_KEY_FILE", "").strip()
         for part in ("ISSUER", "CLIENT_ID", "CLIENT_SECRET", "LABEL"):
             value = env.get(prefix + part, "").strip()
+            if part == "CLIENT_SECRET" and key_file:
+                if value:
+                    raise SettingsError(
+                        f"set {prefix}CLIENT_SECRET or {prefix}PRIVATE_KEY_FILE, not both"
+                    )
+                value = _private_key(prefix + "PRIVATE_KEY_FILE", key_file)
             if not value:
                 raise SettingsError(
                     f"{prefix}{part} is not set "
@@ -92,11 +101,28 @@ def _providers(env: Mapping[str, str]) -> tuple[OidcProvider, ...]:
                 client_id=values["CLIENT_ID"],
                 client_secret=values["CLIENT_SECRET"],
                 label=values["LABEL"],
+                private_key_jwt=bool(key_file),
             )
         )
     if len(set(names)) != len(names):
         raise SettingsError("REDLINE_OIDC_PROVIDERS lists the same provider twice")
     return tuple(providers)
+
+
+def _private_key(variable: str, path: str) -> str:
+    """The PEM text of an RSA private key file, checked now rather than at first sign-in."""
+    from joserfc.jwk import RSAKey
+
+    try:
+        pem = Path(path).read_text(encoding="ascii")
+        RSAKey.import_key(pem)
+    except OSError as error:
+        raise SettingsError(f"{variable}: cannot read {path}: {error.strerror}") from None
+    except Exception:
+        raise SettingsError(f"{variable}: {path} is not a PEM RSA private key") from None
+    if "PRIVATE KEY" not in pem:
+        raise SettingsError(f"{variable}: {path} holds a public key; it must be the private key")
+    return pem
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:

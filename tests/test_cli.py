@@ -37,7 +37,9 @@ def row_counts(database: Database) -> tuple[int, int, int]:
     return database.call(count)
 
 
-@pytest.mark.parametrize("command", [[], ["migrate"], ["seed"], ["serve"], ["import"]])
+@pytest.mark.parametrize(
+    "command", [[], ["migrate"], ["seed"], ["serve"], ["import"], ["grant"], ["revoke"]]
+)
 def test_every_command_has_help(command):
     result = CliRunner().invoke(main, [*command, "--help"])
     assert result.exit_code == 0
@@ -121,3 +123,39 @@ def test_a_bad_database_url_is_named_in_the_error():
     result = CliRunner().invoke(main, ["migrate"], env={"REDLINE_DATABASE_URL": "mysql://x/y"})
     assert result.exit_code == 2
     assert "REDLINE_DATABASE_URL" in result.output
+
+
+def test_grant_and_revoke_roles(database):
+    from app.models import User
+
+    database.call(
+        lambda s: (
+            s.add(
+                User(
+                    issuer="https://idp.example",
+                    subject="abc",
+                    email="olive@cabinetoffice.gov.uk",
+                    email_verified=True,
+                    pseudonym="Alder Wren 101",
+                )
+            ),
+            s.commit(),
+        )
+    )
+
+    def role() -> str:
+        return database.call(
+            lambda s: s.exec(
+                select(User.role).where(User.email == "olive@cabinetoffice.gov.uk")
+            ).one()
+        )
+
+    granted = run(database.url, "grant", "Olive@cabinetoffice.gov.uk", "organiser")
+    assert granted.exit_code == 0 and role() == "organiser"
+    assert run(database.url, "grant", "olive@cabinetoffice.gov.uk", "admin").exit_code == 0
+    assert role() == "admin"
+    revoked = run(database.url, "revoke", "olive@cabinetoffice.gov.uk")
+    assert revoked.exit_code == 0 and role() == "participant"
+    unknown = run(database.url, "grant", "nobody@example.com", "organiser")
+    assert unknown.exit_code == 1 and "sign in once first" in unknown.output
+    assert run(database.url, "grant", "olive@cabinetoffice.gov.uk", "king").exit_code == 2

@@ -472,3 +472,73 @@ def test_sign_in_in_headless_chromium(provider, sqlite_url, tmp_path):
         assert "Organise consultations" in page.inner_text("h1")
         assert_accessible(page)
         browser.close()
+
+
+# private_key_jwt (GOV.UK One Login authenticates clients this way)
+
+
+def test_sign_in_with_private_key_jwt_client_authentication(seeded, provider, browser, tmp_path):
+    from app.settings import OidcProvider
+
+    key_file = tmp_path / "redline-client.pem"
+    key_file.write_bytes(provider.client_key.as_pem(private=True))
+    settings = Settings.from_env(
+        {
+            "REDLINE_DATABASE_URL": seeded.url,
+            "REDLINE_SECRET_KEY": "a-secret-key-that-is-long-enough",
+            "REDLINE_BASE_URL": BASE,
+            "REDLINE_OIDC_PROVIDERS": "work",
+            "REDLINE_OIDC_WORK_ISSUER": provider.issuer,
+            "REDLINE_OIDC_WORK_CLIENT_ID": f"{CLIENT_ID}-jwt",
+            "REDLINE_OIDC_WORK_PRIVATE_KEY_FILE": str(key_file),
+            "REDLINE_OIDC_WORK_LABEL": "GOV.UK One Login",
+        }
+    )
+    assert isinstance(settings.oidc_providers[0], OidcProvider)
+    assert settings.oidc_providers[0].private_key_jwt
+    provider.misbehave("pass")
+    with TestClient(create_app(settings), base_url=BASE, follow_redirects=False) as client:
+        response, _ = sign_in(client, browser, "amira@hmrc.gov.uk")
+        assert response.status_code == 303, response.text
+        assert signed_in_name(client) is not None
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot read"),
+        (b"not a key", "is not a PEM RSA private key"),
+    ],
+)
+def test_a_bad_private_key_file_stops_start_up(tmp_path, content, message):
+    key_file = tmp_path / "key.pem"
+    if content is not None:
+        key_file.write_bytes(content)
+    env = provider_env(
+        REDLINE_OIDC_ENTRA_CLIENT_SECRET="<unset>",
+        REDLINE_OIDC_ENTRA_PRIVATE_KEY_FILE=str(key_file),
+    )
+    with pytest.raises(SettingsError, match=f"REDLINE_OIDC_ENTRA_PRIVATE_KEY_FILE: .*{message}"):
+        Settings.from_env(env)
+
+
+def test_a_secret_and_a_key_file_together_are_refused(tmp_path):
+    env = provider_env(REDLINE_OIDC_ENTRA_PRIVATE_KEY_FILE=str(tmp_path / "key.pem"))
+    with pytest.raises(SettingsError, match="not both"):
+        Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("claims", "verified"),
+    [
+        ({"email_verified": True}, True),
+        ({"email_verified": "true"}, False),
+        ({"email_verified": False, "xms_edov": True}, False),
+        ({"xms_edov": True}, True),
+        ({}, False),
+    ],
+)
+def test_only_a_provider_that_vouches_for_the_email_makes_it_verified(claims, verified):
+    from app.oidc import email_verified
+
+    assert email_verified(claims) is verified

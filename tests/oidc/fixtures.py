@@ -164,6 +164,8 @@ class Provider:
     def __init__(self, redirect_uris: list[str]) -> None:
         port = free_port()
         self.proxy = TamperingProxy(f"http://127.0.0.1:{port}")
+        # The key Redline's private_key_jwt client signs its token requests with.
+        self.client_key = RSAKey.generate_key(2048, parameters={"kid": "redline-client"})
         self.issuer = self.proxy.url
         env = {
             **os.environ,
@@ -172,6 +174,7 @@ class Provider:
             "OIDC_CLIENT_ID": CLIENT_ID,
             "OIDC_CLIENT_SECRET": CLIENT_SECRET,
             "OIDC_REDIRECT_URIS": ",".join(redirect_uris),
+            "OIDC_CLIENT_PUBLIC_JWK": json.dumps(self.client_key.as_dict(private=False)),
         }
         self.process = subprocess.Popen(
             ["node", str(PROVIDER_SCRIPT)],

@@ -26,6 +26,16 @@ const provider = new Provider(issuer, {
       response_types: ["code"],
       token_endpoint_auth_method: "client_secret_basic",
     },
+    // A client that authenticates with a signed JWT instead of a secret, as GOV.UK One Login requires.
+    {
+      client_id: `${env("OIDC_CLIENT_ID")}-jwt`,
+      redirect_uris: env("OIDC_REDIRECT_URIS").split(","),
+      grant_types: ["authorization_code"],
+      response_types: ["code"],
+      token_endpoint_auth_method: "private_key_jwt",
+      token_endpoint_auth_signing_alg: "RS256",
+      jwks: { keys: [JSON.parse(env("OIDC_CLIENT_PUBLIC_JWK"))] },
+    },
   ],
   pkce: { required: () => true },
   features: { devInteractions: { enabled: true } },
