@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 
 from sqlalchemy import CheckConstraint, Column, Index, Text, UniqueConstraint
@@ -89,6 +90,12 @@ class Consultation(SQLModel, table=True):
     amendments_close_at: datetime | None = None
     voting_close_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
+    # Keys the per-consultation voter pseudonyms of the ballot file; never exported.
+    ballot_key: str = Field(default_factory=lambda: secrets.token_hex(32), max_length=64)
+    closed_at: datetime | None = None
+    published_at: datetime | None = None
+    # SHA-256 of the ballot file as of closing, stated in the report so anyone can check it.
+    ballots_sha256: str | None = Field(default=None, max_length=64)
 
 
 class Clause(SQLModel, table=True):
@@ -155,3 +162,31 @@ class Vote(SQLModel, table=True):
     stance: str = Field(max_length=10)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class AmendmentFlag(SQLModel, table=True):
+    """A participant's report that an amendment breaks the rules, for moderators to review."""
+
+    __tablename__ = "amendment_flag"
+    __table_args__ = (UniqueConstraint("amendment_id", "reporter_id", name="uq_amendment_flag"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    amendment_id: int = Field(foreign_key="amendment.id", index=True)
+    reporter_id: int = Field(foreign_key="user_account.id")
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    resolved_at: datetime | None = None
+
+
+class AuditEntry(SQLModel, table=True):
+    """One organiser action: who, what, when, why. Rows are only ever added."""
+
+    __tablename__ = "audit_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    consultation_id: int | None = Field(default=None, foreign_key="consultation.id", index=True)
+    actor_id: int | None = Field(default=None, foreign_key="user_account.id")
+    action: str = Field(max_length=50)
+    subject: str = Field(max_length=200)
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(default_factory=utcnow)

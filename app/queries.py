@@ -279,11 +279,8 @@ def my_votes(session: Session, amendment_ids: list[int], viewer_id: int | None) 
     return dict(session.exec(query).all())
 
 
-def consultation_tally(session: Session, consultation_id: int) -> ConsultationTally:
-    """Vote counts per amendment and organisation, with small organisations recoded as "other".
-
-    Two GROUP BY queries; Python only merges their (amendments x organisations) rows.
-    """
+def organisation_recoding(session: Session, consultation_id: int) -> tuple[dict[str, str], int]:
+    """Each voting organisation's group after recoding those under 5 voters, and the voter count."""
     voting_users = (
         select(Vote.user_id)
         .join(Amendment, col(Amendment.id) == Vote.amendment_id)
@@ -303,8 +300,15 @@ def consultation_tally(session: Session, consultation_id: int) -> ConsultationTa
     voters_per_name: dict[str, int] = defaultdict(int)
     for name, count in voters_by_org:
         voters_per_name[name or "other"] += count
-    recode = recode_small_organisations(voters_per_name)
+    return recode_small_organisations(voters_per_name), sum(voters_per_name.values())
 
+
+def consultation_tally(session: Session, consultation_id: int) -> ConsultationTally:
+    """Vote counts per amendment and organisation, with small organisations recoded as "other".
+
+    Two GROUP BY queries; Python only merges their (amendments x organisations) rows.
+    """
+    recode, voters = organisation_recoding(session, consultation_id)
     per_org = session.exec(
         select(
             Amendment.id,
@@ -345,7 +349,7 @@ def consultation_tally(session: Session, consultation_id: int) -> ConsultationTa
     return ConsultationTally(
         tallies=tallies,
         groups=frozenset(recode.values()),
-        voters=sum(count for _, count in voters_by_org),
+        voters=voters,
         clause_refs=list(clause_refs),
     )
 

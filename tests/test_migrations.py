@@ -51,3 +51,36 @@ def test_seeding_twice_adds_nothing(database: Database):
         0,
         0,
     )
+
+
+def test_upgrading_a_database_with_data_keeps_it(database_url):
+    # From the schema before the organiser workflow, with a consultation in it.
+    from sqlalchemy import text
+
+    from app.db import make_engine, migrate
+    from tests.conftest import empty_database
+
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        for table in ("audit_entry", "amendment_flag"):
+            connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("DROP FUNCTION IF EXISTS audit_entry_append_only() CASCADE"))
+        for column in ("ballot_key", "closed_at", "published_at", "ballots_sha256"):
+            connection.execute(text(f"ALTER TABLE consultation DROP COLUMN {column}"))
+        connection.execute(text("UPDATE alembic_version SET version_num = '0002'"))
+        connection.execute(
+            text(
+                "INSERT INTO consultation"
+                " (slug, title, summary, status, eligible_domains, created_at)"
+                " VALUES ('old', 'Old', '', 'open', '*.gov.uk', CURRENT_TIMESTAMP)"
+            )
+        )
+    engine.dispose()
+    migrate(database_url)
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        keys = connection.execute(text("SELECT slug, ballot_key FROM consultation")).all()
+    engine.dispose()
+    assert [(slug, len(key)) for slug, key in keys] == [("old", 64)]
+    empty_database(database_url)

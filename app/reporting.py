@@ -1,0 +1,238 @@
+"""The ranked amendment report of one consultation, read from the database.
+
+The ranking itself is app.ranking's; this module gathers what the report shows
+around it (decisions, turnout, the consolidated text) and streams the ballots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, distinct, func, literal, union
+from sqlmodel import Session, col, select
+
+from app import ballots
+from app.consolidation import Change, ClauseText, ConsolidatedClause, consolidate, suppress_small
+from app.models import Amendment, Clause, ClauseVersion, Consultation, Organisation, User, Vote
+from app.queries import (
+    LISTED_STATUSES,
+    AuthorLabel,
+    amendment_ref,
+    author_labels,
+    clause_rows,
+    consultation_tally,
+    organisation_recoding,
+)
+from app.ranking import ClauseOutcome, RankedAmendment, clause_outcomes, rank
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One ranked amendment with everything the report and its exports show."""
+
+    ranked: RankedAmendment
+    amendment: Amendment
+    author: AuthorLabel
+    clause_heading: str
+    target_version: int
+    current_version: int
+    leading: bool
+    too_close_to_call: bool
+
+    @property
+    def outdated(self) -> bool:
+        return self.target_version != self.current_version
+
+    @property
+    def decision(self) -> str | None:
+        return self.amendment.status if self.amendment.status in ("accepted", "rejected") else None
+
+
+@dataclass(frozen=True)
+class TurnoutRow:
+    organisation: str
+    participants: int | str
+    proposers: int | str
+    voters: int | str
+
+
+@dataclass
+class Report:
+    consultation: Consultation
+    rows: list[ReportRow]
+    outcomes: dict[str, ClauseOutcome]
+    headings: dict[str, str]
+    turnout: dict[str, int]
+    turnout_by_organisation: list[TurnoutRow]
+    consolidated: list[ConsolidatedClause] = field(default_factory=list)
+    uses_decisions: bool = False
+
+
+def build_report(session: Session, consultation: Consultation) -> Report:
+    """Rank, then gather decisions, turnout and the consolidated text."""
+    tally = consultation_tally(session, consultation.id)
+    ranked = rank(tally.tallies, tally.groups)
+    outcomes = clause_outcomes(ranked, tally.clause_refs)
+    clauses = clause_rows(session, consultation.id)
+    headings = {row.clause.number: row.version.heading for row in clauses}
+    current = {row.clause.number: row.version.version for row in clauses}
+    amendments = {
+        amendment_ref(a.id): (a, version)
+        for a, version in session.exec(
+            select(Amendment, ClauseVersion.version)
+            .join(ClauseVersion, col(ClauseVersion.id) == Amendment.clause_version_id)
+            .where(Amendment.consultation_id == consultation.id)
+            .where(col(Amendment.status).in_(LISTED_STATUSES))
+        )
+    }
+    labels = author_labels(session, {a.author_id for a, _ in amendments.values()})
+    leading = {o.leading.ref for o in outcomes.values() if o.leading}
+    close = {o.leading.ref for o in outcomes.values() if o.leading and o.too_close_to_call}
+    rows = []
+    for r in ranked:
+        amendment, version = amendments[r.ref]
+        rows.append(
+            ReportRow(
+                ranked=r,
+                amendment=amendment,
+                author=labels[amendment.author_id],
+                clause_heading=headings.get(r.clause_ref, ""),
+                target_version=version,
+                current_version=current.get(r.clause_ref, version),
+                leading=r.ref in leading,
+                too_close_to_call=r.ref in close,
+            )
+        )
+    report = Report(
+        consultation=consultation,
+        rows=rows,
+        outcomes=outcomes,
+        headings=headings,
+        turnout=turnout_totals(session, consultation.id),
+        turnout_by_organisation=turnout_by_organisation(session, consultation.id),
+    )
+    report.uses_decisions = any(row.decision for row in rows)
+    report.consolidated = consolidated_text(clauses, rows, report.uses_decisions)
+    return report
+
+
+def consolidated_text(
+    clauses, rows: list[ReportRow], uses_decisions: bool
+) -> list[ConsolidatedClause]:
+    """Accepted amendments once decided; until then, each clause's leading amendment."""
+    chosen = [
+        row for row in rows if (row.decision == "accepted" if uses_decisions else row.leading)
+    ]
+    changes: dict[str, Change] = {}
+    insertions: dict[str, list[Change]] = {}
+    for row in chosen:
+        a = row.amendment
+        change = Change(row.ranked.ref, a.kind, a.proposed_heading, a.proposed_text)
+        if a.kind == "insert":
+            insertions.setdefault(row.ranked.clause_ref, []).append(change)
+        elif row.ranked.clause_ref not in changes:
+            # Rows are in rank order: if several are accepted on one clause, the best one applies.
+            changes[row.ranked.clause_ref] = change
+    texts = [ClauseText(c.clause.number, c.version.heading, c.version.text) for c in clauses]
+    return consolidate(texts, changes, insertions)
+
+
+def _participants_query(consultation_id: int):
+    proposers = select(
+        Amendment.author_id.label("user_id"),
+        literal(1).label("proposed"),
+        literal(0).label("voted"),
+    ).where(Amendment.consultation_id == consultation_id, Amendment.status != "withdrawn")
+    voters = (
+        select(
+            Vote.user_id.label("user_id"), literal(0).label("proposed"), literal(1).label("voted")
+        )
+        .join(Amendment, col(Amendment.id) == Vote.amendment_id)
+        .where(Amendment.consultation_id == consultation_id)
+        .where(col(Amendment.status).in_(LISTED_STATUSES))
+    )
+    return union(proposers, voters).subquery()
+
+
+def turnout_totals(session: Session, consultation_id: int) -> dict[str, int]:
+    """Distinct participants, proposers and voters (counted in SQL)."""
+    both = _participants_query(consultation_id)
+    row = session.exec(
+        select(
+            func.count(distinct(both.c.user_id)),
+            func.count(distinct(both.c.user_id)).filter(both.c.proposed == 1),
+            func.count(distinct(both.c.user_id)).filter(both.c.voted == 1),
+        )
+    ).one()
+    return {"participants": row[0], "proposers": row[1], "voters": row[2]}
+
+
+def turnout_by_organisation(session: Session, consultation_id: int) -> list[TurnoutRow]:
+    """Turnout per organisation, every count below 5 shown as "fewer than 5"."""
+    both = _participants_query(consultation_id)
+    rows = session.exec(
+        select(
+            Organisation.name,
+            func.count(distinct(both.c.user_id)),
+            func.count(distinct(both.c.user_id)).filter(both.c.proposed == 1),
+            func.count(distinct(both.c.user_id)).filter(both.c.voted == 1),
+        )
+        .select_from(both)
+        .join(User, col(User.id) == both.c.user_id)
+        .outerjoin(Organisation, col(Organisation.id) == User.organisation_id)
+        .group_by(Organisation.name)
+        .order_by(func.count(distinct(both.c.user_id)).desc(), Organisation.name)
+    ).all()
+    return [
+        TurnoutRow(
+            organisation=name or "No organisation",
+            participants=suppress_small(participants),
+            proposers=suppress_small(proposers),
+            voters=suppress_small(voters),
+        )
+        for name, participants, proposers, voters in rows
+    ]
+
+
+def ballot_rows(
+    session: Session, consultation: Consultation
+) -> Iterator[tuple[str, str, str, str, str]]:
+    """Every vote on a listed amendment, streamed from the database in a stable order."""
+    recode, _ = organisation_recoding(session, consultation.id)
+    query = (
+        select(Vote.amendment_id, Clause.number, Vote.user_id, Organisation.name, Vote.stance)
+        .join(Amendment, col(Amendment.id) == Vote.amendment_id)
+        .join(Clause, col(Clause.id) == Amendment.clause_id)
+        .join(User, col(User.id) == Vote.user_id)
+        .outerjoin(Organisation, col(Organisation.id) == User.organisation_id)
+        .where(Amendment.consultation_id == consultation.id)
+        .where(col(Amendment.status).in_(LISTED_STATUSES))
+        .order_by(Vote.amendment_id, Vote.user_id)
+        .execution_options(yield_per=5000)
+    )
+    key = consultation.ballot_key
+    for amendment_id, clause_number, user_id, organisation, stance in session.exec(query):
+        yield (
+            amendment_ref(amendment_id),
+            clause_number,
+            ballots.voter_pseudonym(key, user_id),
+            recode.get(organisation or "other", "other"),
+            stance,
+        )
+    unvoted = (
+        select(Amendment.id, Clause.number)
+        .join(Clause, col(Clause.id) == Amendment.clause_id)
+        .outerjoin(Vote, and_(col(Vote.amendment_id) == Amendment.id))
+        .where(Amendment.consultation_id == consultation.id)
+        .where(col(Amendment.status).in_(LISTED_STATUSES))
+        .where(col(Vote.id).is_(None))
+        .order_by(Amendment.id)
+    )
+    for amendment_id, clause_number in session.exec(unvoted):
+        yield (amendment_ref(amendment_id), clause_number, "", "", "")
+
+
+def ballot_file_sha256(session: Session, consultation: Consultation) -> str:
+    """SHA-256 of the ballot file exactly as `redline export --format ballots` writes it."""
+    return ballots.sha256_of(ballots.csv_lines(ballot_rows(session, consultation)))
