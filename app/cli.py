@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 
 import click
 
-from app import documents
+from app import ballots, documents
 from app.db import Database, migrate
 from app.errors import RedlineError
 from app.seeding import seed
@@ -157,6 +158,109 @@ def revoke_command(ctx: click.Context, email: str) -> None:
             f"Note: {email} is still named in REDLINE_ORGANISERS or REDLINE_ADMINS, "
             "which keeps their role until it is removed there.",
             err=True,
+        )
+
+
+@main.command("export")
+@click.argument("slug")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "xlsx", "ods", "json", "ballots"]),
+    default="csv",
+    show_default=True,
+    help="The report in a format, or the ballot file (one row per vote).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write (default: SLUG-report.FORMAT or SLUG-ballots.csv).",
+)
+@click.pass_context
+def export_command(ctx: click.Context, slug: str, fmt: str, output: Path | None) -> None:
+    """Export the ranked amendment report, or the ballots that `redline tally` reads."""
+    from app.exports import export_stream
+    from app.queries import consultation_by_slug, vote_total
+    from app.reporting import ballot_rows, build_report
+
+    settings = _settings(ctx)
+    output = output or Path(f"{slug}-{'ballots.csv' if fmt == 'ballots' else 'report.' + fmt}")
+    database = Database(settings.database_url)
+    try:
+        with database.session() as session:
+            try:
+                consultation = consultation_by_slug(session, slug, include_drafts=True)
+            except RedlineError as error:
+                _fail(error.message)
+            if fmt == "ballots":
+                total = vote_total(session, consultation.id)
+                rows = ballot_rows(session, consultation)
+                with (
+                    click.progressbar(
+                        length=total, label="Writing ballots", file=sys.stderr
+                    ) as bar,
+                    output.open("wb") as handle,
+                ):
+                    for line in ballots.csv_lines(_counting(rows, bar)):
+                        handle.write(line)
+            else:
+                click.echo("Ranking amendments...", err=True)
+                report = build_report(session, consultation)
+                with (
+                    click.progressbar(
+                        length=len(report.rows), label=f"Writing {fmt}", file=sys.stderr
+                    ) as bar,
+                    output.open("wb") as handle,
+                ):
+                    for chunk in export_stream(report, fmt, consultation.ballots_sha256):
+                        handle.write(chunk)
+                    bar.update(len(report.rows))
+    finally:
+        database.dispose()
+    click.echo(f"Wrote {output}")
+
+
+def _counting(rows, bar):
+    for row in rows:
+        if row[2]:
+            bar.update(1)
+        yield row
+
+
+@main.command("tally")
+@click.argument("ballot_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def tally_command(ballot_file: Path) -> None:
+    """Recompute the ranking from a BALLOT_FILE alone, with the same code the app uses.
+
+    Prints the SHA-256 of the file (compare it with the one the report states) and the
+    amendments in ranked order.
+    """
+    digest = hashlib.sha256()
+
+    def lines():
+        with ballot_file.open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                digest.update(raw)
+                try:
+                    yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                except UnicodeDecodeError:
+                    raise ballots.BallotFileError(f"line {number}: not UTF-8 text") from None
+
+    try:
+        ranked = ballots.tally_file(lines())
+    except ballots.BallotFileError as error:
+        _fail(f"{ballot_file}: {error}")
+    click.echo(f"SHA-256 {digest.hexdigest()}")
+    click.echo(
+        f"{'rank':>4}  {'amendment':<10} {'clause':<7} {'support':>7} {'oppose':>7} "
+        f"{'share':>6} {'confidence':>10} {'consensus':>9}  carries"
+    )
+    for a in ranked:
+        share = "-" if a.support_share is None else f"{a.support_share:.0%}"
+        click.echo(
+            f"{a.rank:>4}  {a.ref:<10} {a.clause_ref:<7} {a.supports:>7} {a.opposes:>7} "
+            f"{share:>6} {a.confidence:>10.3f} {a.consensus:>9.3f}  {'yes' if a.carries else 'no'}"
         )
 
 

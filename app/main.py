@@ -19,7 +19,7 @@ from app.db import Database
 from app.errors import RedlineError
 from app.oidc import make_registry
 from app.settings import Settings, SettingsError
-from app.views import amendments, consultations, organise, results, session, votes
+from app.views import amendments, consultations, organise, report, results, session, votes
 from app.web import is_htmx, make_templates, render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +52,42 @@ def routes() -> list[Route | Mount]:
         Route("/auth/{provider}/login", session.provider_sign_in, name="provider_sign_in"),
         Route("/auth/{provider}/callback", session.provider_callback, name="provider_callback"),
         Route("/organise", organise.index, name="organise"),
+        Route("/organise/new", organise.new_form, name="organise_new"),
+        Route("/organise/new", organise.create, methods=["POST"], name="organise_create"),
+        Route("/organise/{slug}", organise.dashboard, name="organise_consultation"),
+        Route(
+            "/organise/{slug}/details", organise.update_details, methods=["POST"], name="details"
+        ),
+        Route("/organise/{slug}/status", organise.change_status, methods=["POST"], name="status"),
+        Route("/organise/{slug}/clauses/{number}/revise", organise.revise_form, name="revise_form"),
+        Route(
+            "/organise/{slug}/clauses/{number}/revise",
+            organise.revise,
+            methods=["POST"],
+            name="revise",
+        ),
+        Route("/organise/{slug}/moderation", organise.moderation, name="moderation"),
+        Route("/organise/{slug}/decisions", organise.decisions, name="decisions"),
+        Route("/organise/{slug}/audit", organise.audit_log, name="audit"),
+        Route("/organise/{slug}/audit.csv", organise.audit_csv, name="audit_csv"),
+        Route(
+            "/organise/amendments/{amendment_id:int}/moderate",
+            organise.moderate,
+            methods=["POST"],
+            name="moderate",
+        ),
+        Route(
+            "/organise/amendments/{amendment_id:int}/decide",
+            organise.decide,
+            methods=["POST"],
+            name="decide",
+        ),
+        Route("/consultations/{slug}/report", report.report, name="report"),
+        Route("/consultations/{slug}/report.{format}", report.download, name="report_download"),
+        Route("/consultations/{slug}/ballots.csv", report.ballot_file, name="ballots"),
+        Route(
+            "/amendments/{amendment_id:int}/flag", amendments.flag, methods=["POST"], name="flag"
+        ),
         Route("/sign-out", session.sign_out, methods=["POST"], name="sign_out"),
         Route("/consultations/{slug}", consultations.consultation, name="consultation"),
         Route("/consultations/{slug}/results", results.results, name="results"),

@@ -24,6 +24,7 @@ from app.models import (
     utcnow,
 )
 from app.queries import amendment_ref, clause_with_version, consultation_by_slug
+from app.reporting import ballot_file_sha256
 from app.services import import_document
 
 MAX_REASON_CHARS = 1000
@@ -160,6 +161,9 @@ def change_status(
     if action == "close":
         consultation.closed_at = now
     consultation.status = {"open": "open", "close": "closed", "publish": "published"}[action]
+    if action == "close":
+        # Votes cannot change from now on: fix the ballot file's fingerprint for the report.
+        consultation.ballots_sha256 = ballot_file_sha256(session, consultation)
     session.add(consultation)
     audit(session, actor_id, action, f"consultation {slug}", "", consultation.id)
     session.commit()

@@ -468,3 +468,79 @@ def results_page(session: Session, slug: str) -> ResultsPage:
         amendments=rows,
         voters=tally.voters,
     )
+
+
+def vote_total(session: Session, consultation_id: int) -> int:
+    """Votes on listed amendments of one consultation (what the ballot file holds)."""
+    return session.exec(
+        select(func.count())
+        .select_from(Vote)
+        .join(Amendment, col(Amendment.id) == Vote.amendment_id)
+        .where(Amendment.consultation_id == consultation_id)
+        .where(col(Amendment.status).in_(LISTED_STATUSES))
+    ).one()
+
+
+@dataclass
+class FlaggedAmendment:
+    row: AmendmentRow
+    clause_number: str
+    reasons: list[str]
+
+
+def moderation_queue(session: Session, consultation_id: int) -> list[FlaggedAmendment]:
+    """Amendments with unresolved reports, and hidden ones (to restore), oldest report first."""
+    from app.models import AmendmentFlag
+
+    flagged = session.exec(
+        select(AmendmentFlag.amendment_id, AmendmentFlag.reason)
+        .join(Amendment, col(Amendment.id) == AmendmentFlag.amendment_id)
+        .where(Amendment.consultation_id == consultation_id)
+        .where(col(AmendmentFlag.resolved_at).is_(None))
+        .order_by(AmendmentFlag.created_at)
+    ).all()
+    reasons: dict[int, list[str]] = defaultdict(list)
+    for amendment_id, reason in flagged:
+        reasons[amendment_id].append(reason)
+    hidden = session.exec(
+        select(Amendment.id).where(
+            Amendment.consultation_id == consultation_id, Amendment.status == "hidden"
+        )
+    ).all()
+    queue = []
+    for amendment_id in list(reasons) + [h for h in hidden if h not in reasons]:
+        row = amendment_row(session, amendment_id, None)
+        clause = session.get(Clause, row.amendment.clause_id)
+        queue.append(FlaggedAmendment(row, clause.number if clause else "", reasons[amendment_id]))
+    return queue
+
+
+@dataclass(frozen=True)
+class AuditLine:
+    when: object
+    who: str
+    action: str
+    subject: str
+    reason: str
+
+
+def audit_lines(session: Session, consultation_id: int) -> list[AuditLine]:
+    """The audit log of one consultation, oldest first; organisers by display name or pseudonym."""
+    from app.models import AuditEntry
+
+    rows = session.exec(
+        select(AuditEntry, User)
+        .outerjoin(User, col(User.id) == AuditEntry.actor_id)
+        .where(AuditEntry.consultation_id == consultation_id)
+        .order_by(AuditEntry.created_at, AuditEntry.id)
+    )
+    return [
+        AuditLine(
+            when=entry.created_at,
+            who=(user.display_name or user.pseudonym) if user else "system",
+            action=entry.action,
+            subject=entry.subject,
+            reason=entry.reason,
+        )
+        for entry, user in rows
+    ]

@@ -99,3 +99,24 @@ async def withdraw(request: Request) -> Response:
 
     slug, number = await request.app.state.database.run(act)
     return redirect(f"{clause_url(slug, number)}#amendment-{amendment_id}")
+
+
+@csrf_protected
+async def flag(request: Request) -> Response:
+    """Any signed-in participant reports an amendment to the moderators, with a reason."""
+    from app.organising import flag_amendment
+
+    user = await current_user(request)
+    if user is None:
+        raise NotAllowed("Sign in to report an amendment.")
+    amendment_id = int(request.path_params["amendment_id"])
+    reason = (await form_fields(request, "reason"))["reason"]
+
+    def act(session):
+        flag_amendment(session, user.id, amendment_id, reason)
+        from app.models import Amendment
+
+        return queries.clause_page_address(session, session.get(Amendment, amendment_id))
+
+    slug, number = await request.app.state.database.run(act)
+    return redirect(f"{clause_url(slug, number)}?reported={amendment_id}#amendment-{amendment_id}")

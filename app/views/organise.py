@@ -1,13 +1,19 @@
-"""Pages for organisers (and administrators) only."""
+"""Pages for organisers (and administrators): create, edit, run, moderate, decide, audit."""
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import Response
+import csv
+import io
+from datetime import UTC, datetime
 
-from app import queries
-from app.auth import require_organiser
-from app.web import render
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from app import lifecycle, organising, queries
+from app.auth import csrf_protected, require_organiser
+from app.documents import MAX_DOCUMENT_BYTES
+from app.errors import InvalidInput
+from app.web import LONDON, form_fields, london_time, redirect, render
 
 
 async def index(request: Request) -> Response:
@@ -17,3 +23,299 @@ async def index(request: Request) -> Response:
         queries.list_consultations, include_drafts=True
     )
     return await render(request, "organise/index.html", {"consultations": consultations})
+
+
+async def _dashboard_context(request: Request, slug: str) -> dict:
+    def load(session):
+        consultation = queries.consultation_by_slug(session, slug, include_drafts=True)
+        return (
+            consultation,
+            queries.clause_rows(session, consultation.id),
+            len(queries.moderation_queue(session, consultation.id)),
+        )
+
+    consultation, clauses, queue = await request.app.state.database.run(load)
+    return {
+        "consultation": consultation,
+        "clauses": clauses,
+        "queue_size": queue,
+        "actions": lifecycle.available_actions(consultation.status),
+        "action_labels": lifecycle.LABELS,
+        "errors": {},
+        "form": _details_form(consultation),
+    }
+
+
+def _details_form(consultation) -> dict:
+    return {
+        "title": consultation.title,
+        "summary": consultation.summary,
+        "eligible_domains": consultation.eligible_domains.replace("\n", ", "),
+        "amendments_close_at": _local_input(consultation.amendments_close_at),
+        "voting_close_at": _local_input(consultation.voting_close_at),
+    }
+
+
+def _local_input(value: datetime | None) -> str:
+    return value.astimezone(LONDON).strftime("%Y-%m-%dT%H:%M") if value else ""
+
+
+def _parse_local(value: str, field: str, errors: dict) -> datetime | None:
+    """A datetime-local field, read as UK time and stored in UTC."""
+    if not value.strip():
+        return None
+    try:
+        local = datetime.strptime(value.strip(), "%Y-%m-%dT%H:%M")
+    except ValueError:
+        errors[field] = "Enter a date and time, for example 31/12/2026 17:00"
+        return None
+    return local.replace(tzinfo=LONDON).astimezone(UTC)
+
+
+async def dashboard(request: Request) -> Response:
+    """One consultation: its details form, lifecycle actions, clauses and queues."""
+    await require_organiser(request)
+    context = await _dashboard_context(request, request.path_params["slug"])
+    return await render(request, "organise/consultation.html", context)
+
+
+@csrf_protected
+async def update_details(request: Request) -> Response:
+    """Save title, summary, eligible domains and closing times."""
+    user = await require_organiser(request)
+    slug = request.path_params["slug"]
+    fields = await form_fields(
+        request, "title", "summary", "eligible_domains", "amendments_close_at", "voting_close_at"
+    )
+    errors: dict[str, str] = {}
+    amendments_close_at = _parse_local(fields["amendments_close_at"], "amendments_close_at", errors)
+    voting_close_at = _parse_local(fields["voting_close_at"], "voting_close_at", errors)
+    try:
+        if errors:
+            raise InvalidInput(errors)
+        await request.app.state.database.run(
+            organising.update_details,
+            user.id,
+            slug,
+            title=fields["title"],
+            summary=fields["summary"],
+            eligible_domains=fields["eligible_domains"],
+            amendments_close_at=amendments_close_at,
+            voting_close_at=voting_close_at,
+        )
+    except InvalidInput as failed:
+        context = await _dashboard_context(request, slug)
+        context["errors"] = {**errors, **failed.errors}
+        context["form"] = fields
+        return await render(request, "organise/consultation.html", context, status_code=422)
+    return redirect(f"/organise/{slug}?saved=details")
+
+
+@csrf_protected
+async def change_status(request: Request) -> Response:
+    """Open, close or publish."""
+    user = await require_organiser(request)
+    slug = request.path_params["slug"]
+    action = (await form_fields(request, "action"))["action"]
+    await request.app.state.database.run(organising.change_status, user.id, slug, action)
+    return redirect(f"/organise/{slug}?saved={action}")
+
+
+async def new_form(request: Request) -> Response:
+    """Upload a Markdown document to create a draft consultation."""
+    await require_organiser(request)
+    return await render(
+        request, "organise/new.html", {"errors": {}, "form": {}, "max_bytes": MAX_DOCUMENT_BYTES}
+    )
+
+
+@csrf_protected
+async def create(request: Request) -> Response:
+    """Create a draft from the uploaded document; errors say what and where, nothing is kept."""
+    user = await require_organiser(request)
+    form = await request.form()
+    upload = form.get("document")
+    fields = {k: form.get(k) if isinstance(form.get(k), str) else "" for k in ("slug", "eligible")}
+    errors: dict[str, str] = {}
+    data = b""
+    if upload is None or isinstance(upload, str) or not upload.filename:
+        errors["document"] = "Choose a Markdown file to upload"
+    else:
+        data = await upload.read(MAX_DOCUMENT_BYTES + 1)
+        if len(data) > MAX_DOCUMENT_BYTES:
+            errors["document"] = f"The file must be smaller than {MAX_DOCUMENT_BYTES:,} bytes"
+    try:
+        if errors:
+            raise InvalidInput(errors)
+        consultation = await request.app.state.database.run(
+            organising.create_from_document,
+            user.id,
+            data,
+            fields["slug"] or None,
+            fields["eligible"],
+        )
+    except InvalidInput as failed:
+        return await render(
+            request,
+            "organise/new.html",
+            {"errors": failed.errors, "form": fields, "max_bytes": MAX_DOCUMENT_BYTES},
+            status_code=422,
+        )
+    return redirect(f"/organise/{consultation.slug}?saved=created")
+
+
+async def revise_form(request: Request) -> Response:
+    """The form for a new version of a clause."""
+    await require_organiser(request)
+    return await render(request, "organise/revise.html", await _revise_context(request, None))
+
+
+async def _revise_context(request: Request, form: dict | None) -> dict:
+    slug, number = request.path_params["slug"], request.path_params["number"]
+
+    def load(session):
+        consultation = queries.consultation_by_slug(session, slug, include_drafts=True)
+        clause, version = queries.clause_with_version(session, consultation.id, number)
+        return consultation, clause, version
+
+    consultation, clause, version = await request.app.state.database.run(load)
+    return {
+        "consultation": consultation,
+        "clause": clause,
+        "version": version,
+        "form": form or {"heading": version.heading, "text": version.text, "reason": ""},
+        "errors": {},
+    }
+
+
+@csrf_protected
+async def revise(request: Request) -> Response:
+    """Store a new clause version."""
+    user = await require_organiser(request)
+    slug, number = request.path_params["slug"], request.path_params["number"]
+    fields = await form_fields(request, "heading", "text", "reason")
+    try:
+        await request.app.state.database.run(
+            organising.revise_clause,
+            user.id,
+            slug,
+            number,
+            fields["heading"],
+            fields["text"],
+            fields["reason"],
+        )
+    except InvalidInput as failed:
+        context = await _revise_context(request, fields)
+        context["errors"] = failed.errors
+        return await render(request, "organise/revise.html", context, status_code=422)
+    return redirect(f"/organise/{slug}?saved=revised")
+
+
+async def moderation(request: Request) -> Response:
+    """Reported and hidden amendments, with hide and restore forms."""
+    await require_organiser(request)
+    slug = request.path_params["slug"]
+
+    def load(session):
+        consultation = queries.consultation_by_slug(session, slug, include_drafts=True)
+        return consultation, queries.moderation_queue(session, consultation.id)
+
+    consultation, queue = await request.app.state.database.run(load)
+    return await render(
+        request, "organise/moderation.html", {"consultation": consultation, "queue": queue}
+    )
+
+
+@csrf_protected
+async def moderate(request: Request) -> Response:
+    """Hide, restore or dismiss reports on an amendment, with a reason."""
+    user = await require_organiser(request)
+    fields = await form_fields(request, "action", "reason", "slug")
+    amendment = await request.app.state.database.run(
+        organising.moderate,
+        user.id,
+        int(request.path_params["amendment_id"]),
+        fields["action"],
+        fields["reason"],
+    )
+    slug = await request.app.state.database.run(
+        lambda s: queries.clause_page_address(s, amendment)[0]
+    )
+    return redirect(f"/organise/{slug}/moderation?saved={fields['action']}")
+
+
+async def decisions(request: Request) -> Response:
+    """After closing: each ranked amendment with accept and reject forms."""
+    await require_organiser(request)
+    slug = request.path_params["slug"]
+
+    def load(session):
+        from app.reporting import build_report
+
+        consultation = queries.consultation_by_slug(session, slug, include_drafts=True)
+        return build_report(session, consultation)
+
+    report = await request.app.state.database.run(load)
+    return await render(
+        request,
+        "organise/decisions.html",
+        {"consultation": report.consultation, "report": report},
+    )
+
+
+@csrf_protected
+async def decide(request: Request) -> Response:
+    """Accept or reject one amendment with a published reason."""
+    user = await require_organiser(request)
+    amendment_id = int(request.path_params["amendment_id"])
+    fields = await form_fields(request, "decision", "reason")
+    amendment = await request.app.state.database.run(
+        organising.decide, user.id, amendment_id, fields["decision"], fields["reason"]
+    )
+    slug = await request.app.state.database.run(
+        lambda s: queries.clause_page_address(s, amendment)[0]
+    )
+    return redirect(f"/organise/{slug}/decisions#decide-{amendment_id}")
+
+
+async def audit_log(request: Request) -> Response:
+    """Every organiser action on one consultation."""
+    await require_organiser(request)
+    slug = request.path_params["slug"]
+
+    def load(session):
+        consultation = queries.consultation_by_slug(session, slug, include_drafts=True)
+        return consultation, queries.audit_lines(session, consultation.id)
+
+    consultation, lines = await request.app.state.database.run(load)
+    return await render(
+        request, "organise/audit.html", {"consultation": consultation, "lines": lines}
+    )
+
+
+async def audit_csv(request: Request) -> Response:
+    """The audit log as CSV."""
+    await require_organiser(request)
+    slug = request.path_params["slug"]
+
+    def load(session):
+        consultation = queries.consultation_by_slug(session, slug, include_drafts=True)
+        return queries.audit_lines(session, consultation.id)
+
+    lines = await request.app.state.database.run(load)
+
+    def rows():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(["when (UK time)", "who", "action", "subject", "reason"])
+        for line in lines:
+            writer.writerow(
+                [london_time(line.when), line.who, line.action, line.subject, line.reason]
+            )
+        yield buffer.getvalue().encode("utf-8")
+
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{slug}-audit-log.csv"'},
+    )

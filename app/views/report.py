@@ -1,0 +1,78 @@
+"""The ranked amendment report and its downloads.
+
+Organisers see it once the consultation closes; everyone once the outcome is published.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from app import ballots, queries
+from app.auth import current_user, role_of
+from app.errors import Conflict, NotAllowed, NotFound
+from app.exports import FORMATS, export_stream
+from app.models import Consultation
+from app.reporting import ballot_rows, build_report
+from app.web import render
+
+
+async def _visible_consultation(request: Request) -> Consultation:
+    slug = request.path_params["slug"]
+    consultation = await request.app.state.database.run(
+        queries.consultation_by_slug, slug, include_drafts=True
+    )
+    user = await current_user(request)
+    organiser = role_of(user, request.app.state.settings) in ("organiser", "admin")
+    if consultation.status == "published":
+        return consultation
+    if consultation.status == "closed" and organiser:
+        return consultation
+    if consultation.status == "closed":
+        raise NotAllowed(
+            "The organisers are deciding on the amendments; the report is published afterwards."
+        )
+    if consultation.status == "draft" and not organiser:
+        raise NotFound("There is no consultation at this address.")
+    raise Conflict(
+        "The report is ready once the consultation closes. See the live results meanwhile."
+    )
+
+
+async def report(request: Request) -> Response:
+    """The report page: ranking, decisions, turnout, charts and the consolidated text."""
+    consultation = await _visible_consultation(request)
+    built = await request.app.state.database.run(build_report, consultation)
+    return await render(
+        request, "report/report.html", {"consultation": consultation, "report": built}
+    )
+
+
+async def download(request: Request) -> Response:
+    """The report as CSV, XLSX, ODS or JSON, streamed."""
+    fmt = request.path_params["format"]
+    if fmt not in FORMATS:
+        raise NotFound(f"There is no {fmt!r} download; choose one of {', '.join(FORMATS)}.")
+    consultation = await _visible_consultation(request)
+    built = await request.app.state.database.run(build_report, consultation)
+    return StreamingResponse(
+        export_stream(built, fmt, consultation.ballots_sha256),
+        media_type=FORMATS[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{consultation.slug}-report.{fmt}"'},
+    )
+
+
+async def ballot_file(request: Request) -> Response:
+    """The ballot file, streamed straight from the database."""
+    consultation = await _visible_consultation(request)
+    database = request.app.state.database
+
+    def lines():
+        with database.session() as session:
+            yield from ballots.csv_lines(ballot_rows(session, consultation))
+
+    return StreamingResponse(
+        lines(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{consultation.slug}-ballots.csv"'},
+    )
