@@ -242,3 +242,58 @@ def test_error_pages_are_accessible(browser, server):
         assert response.status in (403, 404)
         assert_accessible(page)
     page.close()
+
+
+@pytest.fixture(scope="module")
+def organiser_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The demo with Dan Price named as an organiser."""
+    database = tmp_path_factory.mktemp("organiser") / "redline.db"
+    env = {
+        "REDLINE_DATABASE_URL": f"sqlite:///{database}",
+        "REDLINE_DEMO": "1",
+        "REDLINE_SECRET_KEY": "",
+        "REDLINE_ORGANISERS": "dan.price@cabinetoffice.gov.uk",
+    }
+    with serve(free_port(), env, demo=True) as base:
+        yield base
+
+
+def test_organiser_closes_decides_publishes_and_downloads(browser, organiser_server, tmp_path):
+    context = browser.new_context(accept_downloads=True)
+    journey = Journey(context.new_page(), organiser_server, True)
+    page = journey.page
+    journey.sign_in_as("Dan Price", "/")
+    page.get_by_role("link", name="Organise").click()
+    journey.check()
+    page.get_by_role("link", name="Social media guidance for public-sector workers").click()
+    journey.check()
+    page.get_by_role("button", name="Close the consultation").click()
+    assert "The consultation is closed" in page.inner_text("body")
+    journey.check()
+    page.get_by_role("link", name="Accept or reject amendments").click()
+    journey.check()
+    for index in range(page.locator(".app-amendment form").count()):
+        form = page.locator(".app-amendment form").nth(index)
+        form.get_by_label("Reason for the decision").fill(f"Reason {index}: weighed the votes.")
+        form.get_by_role(
+            "button", name=re.compile("^Accept" if index % 2 == 0 else "^Reject")
+        ).click()
+        page.wait_for_load_state()
+    assert "0 still to decide" in page.inner_text("body")
+    journey.check()
+    journey.goto("/organise/social-media-guidance")
+    page.get_by_role("button", name="Publish the consultation").click()
+    assert "The outcome is published" in page.inner_text("body")
+    journey.goto("/consultations/social-media-guidance/report")
+    assert "Ranked amendment report" in page.inner_text("h1")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="CSV", exact=True).click()
+    saved = tmp_path / "report.csv"
+    download.value.save_as(saved)
+    assert saved.read_text(encoding="utf-8-sig").startswith("rank,amendment,clause")
+    with page.expect_download() as download:
+        page.get_by_role("link", name=re.compile("Download the ballots")).click()
+    assert download.value.suggested_filename == "social-media-guidance-ballots.csv"
+    journey.goto("/organise/social-media-guidance/audit")
+    assert "Reason 0: weighed the votes." in page.inner_text("body")
+    context.close()
