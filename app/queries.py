@@ -70,6 +70,7 @@ class ConsultationTally:
     groups: frozenset[str]
     voters: int
     clause_refs: list[str] = field(default_factory=list)
+    voters_by_organisation: dict[str, int] = field(default_factory=dict)
 
 
 def list_consultations(session: Session, include_drafts: bool) -> list[ConsultationSummary]:
@@ -172,16 +173,18 @@ def author_labels(session: Session, user_ids: set[int]) -> dict[int, AuthorLabel
     if not user_ids:
         return {}
     rows = session.exec(
-        select(User, Organisation.name)
+        select(
+            User.id, User.display_name, User.pseudonym, User.show_organisation, Organisation.name
+        )
         .outerjoin(Organisation, col(Organisation.id) == User.organisation_id)
         .where(col(User.id).in_(user_ids))
     )
     return {
-        user.id: AuthorLabel(
-            name=user.display_name or user.pseudonym,
-            organisation=org_name if user.show_organisation else None,
+        user_id: AuthorLabel(
+            name=display_name or pseudonym,
+            organisation=org_name if show_organisation else None,
         )
-        for user, org_name in rows
+        for user_id, display_name, pseudonym, show_organisation, org_name in rows
     }
 
 
@@ -279,8 +282,8 @@ def my_votes(session: Session, amendment_ids: list[int], viewer_id: int | None) 
     return dict(session.exec(query).all())
 
 
-def organisation_recoding(session: Session, consultation_id: int) -> tuple[dict[str, str], int]:
-    """Each voting organisation's group after recoding those under 5 voters, and the voter count."""
+def voters_by_organisation(session: Session, consultation_id: int) -> dict[str, int]:
+    """Distinct voters per organisation name (counted in SQL)."""
     voting_users = (
         select(Vote.user_id)
         .join(Amendment, col(Amendment.id) == Vote.amendment_id)
@@ -300,16 +303,18 @@ def organisation_recoding(session: Session, consultation_id: int) -> tuple[dict[
     voters_per_name: dict[str, int] = defaultdict(int)
     for name, count in voters_by_org:
         voters_per_name[name or "other"] += count
-    return recode_small_organisations(voters_per_name), sum(voters_per_name.values())
+    return dict(voters_per_name)
 
 
-def consultation_tally(session: Session, consultation_id: int) -> ConsultationTally:
-    """Vote counts per amendment and organisation, with small organisations recoded as "other".
+def organisation_recoding(session: Session, consultation_id: int) -> tuple[dict[str, str], int]:
+    """Each voting organisation's group after recoding those under 5 voters, and the voter count."""
+    voters = voters_by_organisation(session, consultation_id)
+    return recode_small_organisations(voters), sum(voters.values())
 
-    Two GROUP BY queries; Python only merges their (amendments x organisations) rows.
-    """
-    recode, voters = organisation_recoding(session, consultation_id)
-    per_org = session.exec(
+
+def votes_by_amendment_and_organisation(consultation_id: int):
+    """The aggregation the ranking rests on: supports and opposes per (amendment, organisation)."""
+    return (
         select(
             Amendment.id,
             Organisation.name,
@@ -323,11 +328,41 @@ def consultation_tally(session: Session, consultation_id: int) -> ConsultationTa
         .where(col(Amendment.status).in_(LISTED_STATUSES))
         .group_by(Amendment.id, Organisation.name)
     )
-    by_amendment: dict[int, dict[str, Counts]] = defaultdict(dict)
-    for amendment_id, org, supports, opposes in per_org:
+
+
+def consultation_tally(session: Session, consultation_id: int) -> ConsultationTally:
+    """Vote counts per amendment and organisation, with small organisations recoded as "other".
+
+    Two GROUP BY queries; Python only merges their (amendments x organisations) rows.
+    """
+    voters_per_name = voters_by_organisation(session, consultation_id)
+    recode = recode_small_organisations(voters_per_name)
+    voters = sum(voters_per_name.values())
+    # Core execution and plain lists: this loop sees one row per (amendment, organisation),
+    # which is the bulk of the report's own work on a large consultation.
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # A server-side cursor makes PostgreSQL plan for the first rows (nested loops); this
+        # aggregation is read to the end, so ask for the plan that finishes soonest.
+        connection.exec_driver_sql("SET LOCAL cursor_tuple_fraction = 1.0")
+    rows = connection.execute(
+        votes_by_amendment_and_organisation(consultation_id).execution_options(
+            stream_results=True, yield_per=20_000
+        )
+    )
+    sums: dict[int, dict[str, list[int]]] = defaultdict(dict)
+    for amendment_id, org, supports, opposes in rows:
         group = recode.get(org or "other", "other")
-        previous = by_amendment[amendment_id].get(group, Counts())
-        by_amendment[amendment_id][group] = previous + Counts(int(supports), int(opposes))
+        slot = sums[amendment_id].get(group)
+        if slot is None:
+            sums[amendment_id][group] = [int(supports), int(opposes)]
+        else:
+            slot[0] += supports
+            slot[1] += opposes
+    by_amendment = {
+        amendment_id: {group: Counts(s, o) for group, (s, o) in groups.items()}
+        for amendment_id, groups in sums.items()
+    }
 
     listed = session.exec(
         select(Amendment.id, Clause.number)
@@ -351,6 +386,7 @@ def consultation_tally(session: Session, consultation_id: int) -> ConsultationTa
         groups=frozenset(recode.values()),
         voters=voters,
         clause_refs=list(clause_refs),
+        voters_by_organisation=voters_per_name,
     )
 
 

@@ -56,7 +56,8 @@ class AmendmentTally:
 
     @property
     def counts(self) -> Counts:
-        return sum(self.by_group.values(), Counts())
+        values = self.by_group.values()
+        return Counts(sum(c.supports for c in values), sum(c.opposes for c in values))
 
 
 @dataclass(frozen=True)
@@ -125,19 +126,29 @@ def pooled_groups(
     by_group: Mapping[str, Counts], consultation_groups: Iterable[str]
 ) -> list[Counts]:
     """The groups an amendment's consensus is taken over (see module docstring)."""
-    kept: list[Counts] = []
-    pool = Counts()
-    pool_has_members = False
-    for group in sorted(set(consultation_groups) | set(by_group)):
-        counts = by_group.get(group, Counts())
-        if group != OTHER and counts.total >= MIN_GROUP_SIZE:
-            kept.append(counts)
+    kept: list[tuple[str, Counts]] = []
+    pool_supports = pool_opposes = 0
+    # Only the groups that voted are visited: the rest of the consultation's groups can only
+    # ever join the pool, and all the pool needs to know is whether it has any member.
+    for group, counts in by_group.items():
+        if group != OTHER and counts.supports + counts.opposes >= MIN_GROUP_SIZE:
+            kept.append((group, counts))
         else:
-            pool = pool + counts
-            pool_has_members = True
+            pool_supports += counts.supports
+            pool_opposes += counts.opposes
+    result = [counts for _, counts in sorted(kept)]
+    kept_names = {group for group, _ in kept}
+    groups = (
+        consultation_groups
+        if isinstance(consultation_groups, frozenset | set)
+        else set(consultation_groups)
+    )
+    pool_has_members = len(kept_names) < len(groups | kept_names) or any(
+        group not in kept_names for group in by_group
+    )
     if pool_has_members:
-        kept.append(pool)
-    return kept
+        result.append(Counts(pool_supports, pool_opposes))
+    return result
 
 
 def consensus(by_group: Mapping[str, Counts], consultation_groups: Iterable[str]) -> float:

@@ -6,10 +6,12 @@ around it (decisions, turnout, the consolidated text) and streams the ballots.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, distinct, func, literal, union
+from sqlalchemy import and_, distinct, exists, func
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from app import ballots
@@ -73,6 +75,7 @@ def build_report(session: Session, consultation: Consultation) -> Report:
     """Rank, then gather decisions, turnout and the consolidated text."""
     tally = consultation_tally(session, consultation.id)
     ranked = rank(tally.tallies, tally.groups)
+    totals, by_organisation = turnout(session, consultation.id, tally.voters_by_organisation)
     outcomes = clause_outcomes(ranked, tally.clause_refs)
     clauses = clause_rows(session, consultation.id)
     headings = {row.clause.number: row.version.heading for row in clauses}
@@ -109,8 +112,8 @@ def build_report(session: Session, consultation: Consultation) -> Report:
         rows=rows,
         outcomes=outcomes,
         headings=headings,
-        turnout=turnout_totals(session, consultation.id),
-        turnout_by_organisation=turnout_by_organisation(session, consultation.id),
+        turnout=totals,
+        turnout_by_organisation=by_organisation,
     )
     report.uses_decisions = any(row.decision for row in rows)
     report.consolidated = consolidated_text(clauses, rows, report.uses_decisions)
@@ -138,61 +141,59 @@ def consolidated_text(
     return consolidate(texts, changes, insertions)
 
 
-def _participants_query(consultation_id: int):
-    proposers = select(
-        Amendment.author_id.label("user_id"),
-        literal(1).label("proposed"),
-        literal(0).label("voted"),
-    ).where(Amendment.consultation_id == consultation_id, Amendment.status != "withdrawn")
-    voters = (
-        select(
-            Vote.user_id.label("user_id"), literal(0).label("proposed"), literal(1).label("voted")
-        )
-        .join(Amendment, col(Amendment.id) == Vote.amendment_id)
-        .where(Amendment.consultation_id == consultation_id)
-        .where(col(Amendment.status).in_(LISTED_STATUSES))
-    )
-    return union(proposers, voters).subquery()
+def _proposers_by_organisation(session: Session, consultation_id: int, only_non_voters: bool):
+    """Distinct proposers per organisation; optionally only those who cast no vote here.
 
-
-def turnout_totals(session: Session, consultation_id: int) -> dict[str, int]:
-    """Distinct participants, proposers and voters (counted in SQL)."""
-    both = _participants_query(consultation_id)
-    row = session.exec(
-        select(
-            func.count(distinct(both.c.user_id)),
-            func.count(distinct(both.c.user_id)).filter(both.c.proposed == 1),
-            func.count(distinct(both.c.user_id)).filter(both.c.voted == 1),
-        )
-    ).one()
-    return {"participants": row[0], "proposers": row[1], "voters": row[2]}
-
-
-def turnout_by_organisation(session: Session, consultation_id: int) -> list[TurnoutRow]:
-    """Turnout per organisation, every count below 5 shown as "fewer than 5"."""
-    both = _participants_query(consultation_id)
-    rows = session.exec(
-        select(
-            Organisation.name,
-            func.count(distinct(both.c.user_id)),
-            func.count(distinct(both.c.user_id)).filter(both.c.proposed == 1),
-            func.count(distinct(both.c.user_id)).filter(both.c.voted == 1),
-        )
-        .select_from(both)
-        .join(User, col(User.id) == both.c.user_id)
+    Proposers are few (one per amendment at most), so this stays cheap however many votes
+    there are; the voters per organisation come from the ranking's own aggregation.
+    """
+    query = (
+        select(Organisation.name, func.count(distinct(Amendment.author_id)))
+        .join(User, col(User.id) == Amendment.author_id)
         .outerjoin(Organisation, col(Organisation.id) == User.organisation_id)
+        .where(Amendment.consultation_id == consultation_id, Amendment.status != "withdrawn")
         .group_by(Organisation.name)
-        .order_by(func.count(distinct(both.c.user_id)).desc(), Organisation.name)
-    ).all()
-    return [
-        TurnoutRow(
-            organisation=name or "No organisation",
-            participants=suppress_small(participants),
-            proposers=suppress_small(proposers),
-            voters=suppress_small(voters),
+    )
+    if only_non_voters:
+        voted_on = aliased(Amendment)
+        voted = (
+            select(Vote.id)
+            .join(voted_on, col(voted_on.id) == Vote.amendment_id)
+            .where(Vote.user_id == Amendment.author_id)
+            .where(voted_on.consultation_id == consultation_id)
+            .where(col(voted_on.status).in_(LISTED_STATUSES))
         )
-        for name, participants, proposers, voters in rows
+        query = query.where(~exists(voted))
+    counts: dict[str, int] = defaultdict(int)
+    for name, count in session.exec(query):
+        counts[name or "No organisation"] += count
+    return counts
+
+
+def turnout(
+    session: Session, consultation_id: int, voters: dict[str, int]
+) -> tuple[dict[str, int], list[TurnoutRow]]:
+    """Participants, proposers and voters, overall and per organisation ("fewer than 5" below 5)."""
+    proposers = _proposers_by_organisation(session, consultation_id, only_non_voters=False)
+    proposers_only = _proposers_by_organisation(session, consultation_id, only_non_voters=True)
+    voters = {("No organisation" if name == "other" else name): n for name, n in voters.items()}
+    names = set(voters) | set(proposers)
+    participants = {name: voters.get(name, 0) + proposers_only.get(name, 0) for name in names}
+    totals = {
+        "participants": sum(participants.values()),
+        "proposers": sum(proposers.values()),
+        "voters": sum(voters.values()),
+    }
+    rows = [
+        TurnoutRow(
+            organisation=name,
+            participants=suppress_small(participants[name]),
+            proposers=suppress_small(proposers.get(name, 0)),
+            voters=suppress_small(voters.get(name, 0)),
+        )
+        for name in sorted(names, key=lambda n: (-participants[n], n))
     ]
+    return totals, rows
 
 
 def ballot_rows(
