@@ -18,7 +18,7 @@ run: install
 	REDLINE_DEMO=1 $(BIN)/redline serve --host $(HOST) --port $(PORT)
 
 test: install
-	$(BIN)/ruff check app tests migrations
+	$(BIN)/ruff check app tests migrations bench
 	$(BIN)/pytest
 
 install: $(STAMP)/python $(STAMP)/assets
@@ -36,8 +36,8 @@ $(STAMP)/assets: package.json package-lock.json
 	@mkdir -p $(STAMP) && touch $@
 
 lint: install
-	$(BIN)/ruff check app tests migrations
-	$(BIN)/ruff format --check app tests migrations
+	$(BIN)/ruff check app tests migrations bench
+	$(BIN)/ruff format --check app tests migrations bench
 
 # Re-pin Python dependencies after changing pyproject.toml.
 lock: $(STAMP)/python

@@ -6,8 +6,8 @@ voters twice, with 10,000 and with 1,000,000 votes, and prints:
 
 - the bare SQL aggregation the ranking rests on (the two GROUP BY queries, rows fetched),
 - the whole report (ranking, decisions, turnout, consolidated text), and their ratio,
-- the peak memory of each export in a fresh process (above its memory at start), and its growth from the
-  small to the large dataset.
+- the peak memory of each export in a fresh process (above its memory at start), and its
+  growth from the small to the large dataset.
 """
 
 from __future__ import annotations
@@ -135,7 +135,8 @@ def main() -> None:
         finally:
             cleanup()
         print(
-            f"\n[{engine_name}] export memory growth from {SIZES[0]:,} to {SIZES[1]:,} votes (aim < 50 MB):"
+            f"\n[{engine_name}] export memory growth from {SIZES[0]:,} to {SIZES[1]:,} votes"
+            " (aim < 50 MB):"
         )
         for fmt, (small, large) in peaks.items():
             print(f"  {fmt:<8} {large - small:+7.1f} MB")
