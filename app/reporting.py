@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import and_, distinct, exists, func
 from sqlalchemy.orm import aliased
@@ -21,7 +22,6 @@ from app.queries import (
     LISTED_STATUSES,
     AuthorLabel,
     amendment_ref,
-    author_labels,
     clause_rows,
     consultation_tally,
     organisation_recoding,
@@ -34,7 +34,9 @@ class ReportRow:
     """One ranked amendment with everything the report and its exports show."""
 
     ranked: RankedAmendment
-    amendment: Amendment
+    # The amendment's columns (id, author_id, kind, proposed_heading, proposed_text,
+    # rationale, status, status_reason), read as attributes.
+    amendment: Any
     author: AuthorLabel
     clause_heading: str
     target_version: int
@@ -80,16 +82,33 @@ def build_report(session: Session, consultation: Consultation) -> Report:
     clauses = clause_rows(session, consultation.id)
     headings = {row.clause.number: row.version.heading for row in clauses}
     current = {row.clause.number: row.version.version for row in clauses}
+    # Plain rows with the columns the report reads (attribute access like the model),
+    # not ORM objects: a report may hold tens of thousands of amendments.
     amendments = {
-        amendment_ref(a.id): (a, version)
-        for a, version in session.exec(
-            select(Amendment, ClauseVersion.version)
+        amendment_ref(a.id): (a, a.version)
+        for a in session.connection().execute(
+            select(
+                Amendment.id,
+                Amendment.author_id,
+                Amendment.kind,
+                Amendment.proposed_heading,
+                Amendment.proposed_text,
+                Amendment.rationale,
+                Amendment.status,
+                Amendment.status_reason,
+                ClauseVersion.version,
+                User.display_name,
+                User.pseudonym,
+                User.show_organisation,
+                Organisation.name.label("organisation"),
+            )
             .join(ClauseVersion, col(ClauseVersion.id) == Amendment.clause_version_id)
+            .join(User, col(User.id) == Amendment.author_id)
+            .outerjoin(Organisation, col(Organisation.id) == User.organisation_id)
             .where(Amendment.consultation_id == consultation.id)
             .where(col(Amendment.status).in_(LISTED_STATUSES))
         )
     }
-    labels = author_labels(session, {a.author_id for a, _ in amendments.values()})
     leading = {o.leading.ref for o in outcomes.values() if o.leading}
     close = {o.leading.ref for o in outcomes.values() if o.leading and o.too_close_to_call}
     rows = []
@@ -99,7 +118,10 @@ def build_report(session: Session, consultation: Consultation) -> Report:
             ReportRow(
                 ranked=r,
                 amendment=amendment,
-                author=labels[amendment.author_id],
+                author=AuthorLabel(
+                    name=amendment.display_name or amendment.pseudonym,
+                    organisation=amendment.organisation if amendment.show_organisation else None,
+                ),
                 clause_heading=headings.get(r.clause_ref, ""),
                 target_version=version,
                 current_version=current.get(r.clause_ref, version),
