@@ -300,7 +300,7 @@ def test_report_hide_restore_with_reasons_the_author_can_read(
 def test_moderation_needs_a_reason(organiser, seeded):
     target = amendment_ids(seeded)[0]
     response = post(organiser, f"/organise/amendments/{target}/moderate", action="hide", reason=" ")
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "Enter a reason" in response.text
 
 
@@ -434,3 +434,22 @@ def test_no_export_or_report_page_reveals_emails_user_ids_or_votes(organiser, pu
     assert not voters & {str(uid) for uid, _ in users}
     assert all(v.startswith("V-") for v in voters - {"voter", ""})
     assert '"user_id"' not in bodies[f"/consultations/{SLUG}/report.json"]
+
+
+def test_empty_reasons_are_reported_next_to_the_field(organiser, participant, seeded):
+    amira = user_id(seeded, "amira.shah@hmrc.gov.uk")
+    target = seeded.call(
+        lambda s: s.exec(select(Amendment.id).where(Amendment.author_id != amira)).first()
+    )
+    flag = post(participant, f"/amendments/{target}/flag", reason="")
+    assert flag.status_code == 422
+    assert f'href="#flag-{target}"' in flag.text and f'id="flag-{target}-error"' in flag.text
+    assert post(participant, f"/amendments/{target}/flag", reason="Rude.").status_code == 303
+    hide = post(organiser, f"/organise/amendments/{target}/moderate", action="hide", reason="")
+    assert hide.status_code == 422
+    assert f'id="reason-{target}-error"' in hide.text and "Enter a reason" in hide.text
+    post(organiser, f"/organise/{SLUG}/status", action="close")
+    decide = post(organiser, f"/organise/amendments/{target}/decide", decision="accept", reason="")
+    assert decide.status_code == 422
+    assert f'href="#reason-{target}"' in decide.text
+    assert seeded.call(lambda s: s.get(Amendment, target).status) == "open"

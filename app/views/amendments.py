@@ -118,5 +118,16 @@ async def flag(request: Request) -> Response:
 
         return queries.clause_page_address(session, session.get(Amendment, amendment_id))
 
-    slug, number = await request.app.state.database.run(act)
+    try:
+        slug, number = await request.app.state.database.run(act)
+    except InvalidInput as failed:
+        from app.models import Amendment
+        from app.views.consultations import clause
+
+        def address(session):
+            return queries.clause_page_address(session, session.get(Amendment, amendment_id))
+
+        slug, number = await request.app.state.database.run(address)
+        request.scope["path_params"] = {"slug": slug, "number": number}
+        return await clause(request, {f"flag-{amendment_id}": failed.message})
     return redirect(f"{clause_url(slug, number)}?reported={amendment_id}#amendment-{amendment_id}")

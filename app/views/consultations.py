@@ -41,7 +41,7 @@ async def consultation(request: Request) -> Response:
     )
 
 
-async def clause(request: Request) -> Response:
+async def clause(request: Request, errors: dict | None = None) -> Response:
     """One clause: its wording and its amendments as tracked changes, with votes."""
     sort = request.query_params.get("sort", "supported")
     if sort not in queries.SORTS:
@@ -70,5 +70,7 @@ async def clause(request: Request) -> Response:
                 row.amendment.id: vote_refusal(participant, window, row.amendment.status, now)
                 for row in page.amendments
             },
+            "errors": errors or {},
         },
+        status_code=422 if errors else 200,
     )

@@ -211,7 +211,7 @@ async def revise(request: Request) -> Response:
     return redirect(f"/organise/{slug}?saved=revised")
 
 
-async def moderation(request: Request) -> Response:
+async def moderation(request: Request, errors: dict | None = None) -> Response:
     """Reported and hidden amendments, with hide and restore forms."""
     await require_organiser(request)
     slug = request.path_params["slug"]
@@ -222,7 +222,10 @@ async def moderation(request: Request) -> Response:
 
     consultation, queue = await request.app.state.database.run(load)
     return await render(
-        request, "organise/moderation.html", {"consultation": consultation, "queue": queue}
+        request,
+        "organise/moderation.html",
+        {"consultation": consultation, "queue": queue, "errors": errors or {}},
+        status_code=422 if errors else 200,
     )
 
 
@@ -230,21 +233,32 @@ async def moderation(request: Request) -> Response:
 async def moderate(request: Request) -> Response:
     """Hide, restore or dismiss reports on an amendment, with a reason."""
     user = await require_organiser(request)
-    fields = await form_fields(request, "action", "reason", "slug")
-    amendment = await request.app.state.database.run(
-        organising.moderate,
-        user.id,
-        int(request.path_params["amendment_id"]),
-        fields["action"],
-        fields["reason"],
-    )
+    fields = await form_fields(request, "action", "reason")
+    amendment_id = int(request.path_params["amendment_id"])
+    try:
+        amendment = await request.app.state.database.run(
+            organising.moderate, user.id, amendment_id, fields["action"], fields["reason"]
+        )
+    except InvalidInput as failed:
+        request.path_params["slug"] = await _slug_of(request, amendment_id)
+        return await moderation(request, {f"reason-{amendment_id}": failed.message})
     slug = await request.app.state.database.run(
         lambda s: queries.clause_page_address(s, amendment)[0]
     )
     return redirect(f"/organise/{slug}/moderation?saved={fields['action']}")
 
 
-async def decisions(request: Request) -> Response:
+async def _slug_of(request: Request, amendment_id: int) -> str:
+    def find(session):
+        from app.models import Amendment
+
+        amendment = session.get(Amendment, amendment_id)
+        return queries.clause_page_address(session, amendment)[0]
+
+    return await request.app.state.database.run(find)
+
+
+async def decisions(request: Request, errors: dict | None = None) -> Response:
     """After closing: each ranked amendment with accept and reject forms."""
     await require_organiser(request)
     slug = request.path_params["slug"]
@@ -259,7 +273,8 @@ async def decisions(request: Request) -> Response:
     return await render(
         request,
         "organise/decisions.html",
-        {"consultation": report.consultation, "report": report},
+        {"consultation": report.consultation, "report": report, "errors": errors or {}},
+        status_code=422 if errors else 200,
     )
 
 
@@ -269,9 +284,13 @@ async def decide(request: Request) -> Response:
     user = await require_organiser(request)
     amendment_id = int(request.path_params["amendment_id"])
     fields = await form_fields(request, "decision", "reason")
-    amendment = await request.app.state.database.run(
-        organising.decide, user.id, amendment_id, fields["decision"], fields["reason"]
-    )
+    try:
+        amendment = await request.app.state.database.run(
+            organising.decide, user.id, amendment_id, fields["decision"], fields["reason"]
+        )
+    except InvalidInput as failed:
+        request.path_params["slug"] = await _slug_of(request, amendment_id)
+        return await decisions(request, {f"reason-{amendment_id}": failed.message})
     slug = await request.app.state.database.run(
         lambda s: queries.clause_page_address(s, amendment)[0]
     )
