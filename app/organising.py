@@ -64,14 +64,19 @@ def _consultation(session: Session, slug: str) -> Consultation:
 
 
 def create_from_document(
-    session: Session, actor_id: int, data: bytes, slug: str | None, eligible: str
+    session: Session,
+    actor_id: int,
+    data: bytes,
+    slug: str | None,
+    eligible: str,
+    field: str = "document",
 ) -> Consultation:
     """Create a draft consultation from an uploaded Markdown document (as `redline import`)."""
     try:
         parsed = documents.parse(data)
     except documents.DocumentError as error:
         where = f"Line {error.line}: " if error.line else ""
-        raise InvalidInput({"document": f"{where}{error.message}"}) from None
+        raise InvalidInput({field: f"{where}{error.message}"}) from None
     if slug:
         slug = documents.slugify(slug)
     consultation = import_document(session, parsed, slug=slug, eligible_domains=eligible)

@@ -453,3 +453,18 @@ def test_empty_reasons_are_reported_next_to_the_field(organiser, participant, se
     assert decide.status_code == 422
     assert f'href="#reason-{target}"' in decide.text
     assert seeded.call(lambda s: s.get(Amendment, target).status) == "open"
+
+
+def test_a_consultation_can_be_created_by_typing_it_into_the_form(organiser, seeded):
+    bad = post(organiser, "/organise/new", document_text="# Only a title\n")
+    assert bad.status_code == 422
+    assert 'href="#document_text"' in bad.text and "no clause headings" in bad.text
+    assert re.search(r"# Only a title\s*</textarea>", bad.text)  # what was typed is kept
+    good = post(
+        organiser,
+        "/organise/new",
+        document_text="# Replies to the public\n\n## 1. Speed\nAnswer within a day.\n",
+        slug="replies",
+    )
+    assert good.status_code == 303 and good.headers["location"].startswith("/organise/replies")
+    assert "create" in audit_actions(seeded)

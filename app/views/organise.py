@@ -135,11 +135,20 @@ async def create(request: Request) -> Response:
     user = await require_organiser(request)
     form = await request.form()
     upload = form.get("document")
-    fields = {k: form.get(k) if isinstance(form.get(k), str) else "" for k in ("slug", "eligible")}
+    fields = {
+        k: form.get(k) if isinstance(form.get(k), str) else ""
+        for k in ("slug", "eligible", "document_text")
+    }
     errors: dict[str, str] = {}
     data = b""
-    if upload is None or isinstance(upload, str) or not upload.filename:
-        errors["document"] = "Choose a Markdown file to upload"
+    has_file = upload is not None and not isinstance(upload, str) and bool(upload.filename)
+    if fields["document_text"].strip() and not has_file:
+        # Typed into the form instead of uploaded: the same importer reads it.
+        data = fields["document_text"].encode("utf-8")
+        if len(data) > MAX_DOCUMENT_BYTES:
+            errors["document_text"] = f"The text must be under {MAX_DOCUMENT_BYTES:,} bytes"
+    elif not has_file:
+        errors["document"] = "Choose a Markdown file to upload, or type the guidance below"
     else:
         data = await upload.read(MAX_DOCUMENT_BYTES + 1)
         if len(data) > MAX_DOCUMENT_BYTES:
@@ -153,6 +162,7 @@ async def create(request: Request) -> Response:
             data,
             fields["slug"] or None,
             fields["eligible"],
+            "document" if has_file else "document_text",
         )
     except InvalidInput as failed:
         return await render(
