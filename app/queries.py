@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, case, func
+from sqlalchemy import and_, case, func, literal, literal_column, or_
 from sqlmodel import Session, col, select
 
 from app.errors import NotFound
@@ -19,7 +19,14 @@ from app.models import (
     User,
     Vote,
 )
-from app.ranking import AmendmentTally, Counts, clause_outcomes, rank, recode_small_organisations
+from app.ranking import (
+    MIN_GROUP_SIZE,
+    AmendmentTally,
+    Counts,
+    clause_outcomes,
+    rank,
+    recode_small_organisations,
+)
 from app.ranking import consensus as consensus_of
 
 # Amendments that count in tallies and are listed on public pages.
@@ -312,57 +319,87 @@ def organisation_recoding(session: Session, consultation_id: int) -> tuple[dict[
     return recode_small_organisations(voters), sum(voters.values())
 
 
-def votes_by_amendment_and_organisation(consultation_id: int):
-    """The aggregation the ranking rests on: supports and opposes per (amendment, organisation)."""
-    return (
+def votes_by_amendment_and_group(consultation_id: int, kept_organisations: list[str]):
+    """The aggregation the ranking rests on: supports and opposes per (amendment, group).
+
+    Organisations outside ``kept_organisations`` (those with fewer than 5 voters in the
+    consultation) count as "other". Within each amendment, a group keeps its own row only
+    when the ranking can tell it apart: it has 5 or more voters on the amendment (its own
+    consensus factor), or more than 70 % of the amendment's supports (the
+    single-organisation flag). Every other group would be pooled into "other" by
+    app.ranking anyway, so the database pools it here, and returns about one row per
+    amendment instead of one per (amendment, organisation). The ranking is unchanged:
+    tests compare it with the ballot file's, which carries every organisation.
+    """
+    supports = func.sum(case((Vote.stance == "support", 1), else_=0))
+    opposes = func.sum(case((Vote.stance == "oppose", 1), else_=0))
+    if kept_organisations:
+        group = case(
+            (col(Organisation.name).in_(kept_organisations), Organisation.name),
+            else_=literal("other"),
+        )
+    else:
+        group = literal("other")
+    by_group = (
         select(
-            Amendment.id,
-            Organisation.name,
-            func.sum(case((Vote.stance == "support", 1), else_=0)),
-            func.sum(case((Vote.stance == "oppose", 1), else_=0)),
+            Amendment.id.label("amendment_id"),
+            group.label("grp"),
+            supports.label("s"),
+            opposes.label("o"),
         )
         .join(Vote, col(Vote.amendment_id) == Amendment.id)
         .join(User, col(User.id) == Vote.user_id)
         .outerjoin(Organisation, col(Organisation.id) == User.organisation_id)
         .where(Amendment.consultation_id == consultation_id)
         .where(col(Amendment.status).in_(LISTED_STATUSES))
-        .group_by(Amendment.id, Organisation.name)
+        .group_by(Amendment.id, literal_column("grp"))
+        .subquery("by_group")
     )
+    with_totals = select(
+        by_group.c.amendment_id,
+        by_group.c.grp,
+        by_group.c.s,
+        by_group.c.o,
+        func.sum(by_group.c.s).over(partition_by=by_group.c.amendment_id).label("total_s"),
+    ).subquery("with_totals")
+    distinguishable = and_(
+        with_totals.c.grp != "other",
+        or_(
+            with_totals.c.s + with_totals.c.o >= MIN_GROUP_SIZE,
+            with_totals.c.s * 10 > with_totals.c.total_s * 7,
+        ),
+    )
+    final_group = case((distinguishable, with_totals.c.grp), else_=literal("other"))
+    return select(
+        with_totals.c.amendment_id,
+        final_group.label("final_grp"),
+        func.sum(with_totals.c.s),
+        func.sum(with_totals.c.o),
+    ).group_by(with_totals.c.amendment_id, literal_column("final_grp"))
 
 
 def consultation_tally(session: Session, consultation_id: int) -> ConsultationTally:
-    """Vote counts per amendment and organisation, with small organisations recoded as "other".
+    """Vote counts per amendment and group, with small organisations recoded as "other".
 
-    Two GROUP BY queries; Python only merges their (amendments x organisations) rows.
+    Two GROUP BY queries; Python only builds the ranking's input from their rows.
     """
     voters_per_name = voters_by_organisation(session, consultation_id)
     recode = recode_small_organisations(voters_per_name)
     voters = sum(voters_per_name.values())
-    # Core execution and plain lists: this loop sees one row per (amendment, organisation),
-    # which is the bulk of the report's own work on a large consultation.
+    kept = sorted({group for group in recode.values() if group != "other"})
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         # A server-side cursor makes PostgreSQL plan for the first rows (nested loops); this
         # aggregation is read to the end, so ask for the plan that finishes soonest.
         connection.exec_driver_sql("SET LOCAL cursor_tuple_fraction = 1.0")
     rows = connection.execute(
-        votes_by_amendment_and_organisation(consultation_id).execution_options(
+        votes_by_amendment_and_group(consultation_id, kept).execution_options(
             stream_results=True, yield_per=20_000
         )
     )
-    sums: dict[int, dict[str, list[int]]] = defaultdict(dict)
-    for amendment_id, org, supports, opposes in rows:
-        group = recode.get(org or "other", "other")
-        slot = sums[amendment_id].get(group)
-        if slot is None:
-            sums[amendment_id][group] = [int(supports), int(opposes)]
-        else:
-            slot[0] += supports
-            slot[1] += opposes
-    by_amendment = {
-        amendment_id: {group: Counts(s, o) for group, (s, o) in groups.items()}
-        for amendment_id, groups in sums.items()
-    }
+    by_amendment: dict[int, dict[str, Counts]] = defaultdict(dict)
+    for amendment_id, group, supports, opposes in rows:
+        by_amendment[amendment_id][group] = Counts(int(supports), int(opposes))
 
     listed = session.exec(
         select(Amendment.id, Clause.number)

@@ -26,7 +26,7 @@ from app.db import Database, migrate
 from app.queries import (
     consultation_by_slug,
     organisation_recoding,
-    votes_by_amendment_and_organisation,
+    votes_by_amendment_and_group,
 )
 from app.reporting import build_report
 from bench.dataset import build
@@ -50,9 +50,11 @@ def best_of(fn, runs: int = 3) -> float:
 
 
 def bare_aggregation(database: Database, consultation_id: int) -> None:
+    """The two GROUP BY queries the ranking rests on, every row fetched, nothing else."""
     with database.session() as session:
-        organisation_recoding(session, consultation_id)
-        session.exec(votes_by_amendment_and_organisation(consultation_id)).all()
+        recode, _ = organisation_recoding(session, consultation_id)
+        kept = sorted({group for group in recode.values() if group != "other"})
+        session.exec(votes_by_amendment_and_group(consultation_id, kept)).all()
 
 
 def report(database: Database) -> int:

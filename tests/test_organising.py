@@ -468,3 +468,103 @@ def test_a_consultation_can_be_created_by_typing_it_into_the_form(organiser, see
     )
     assert good.status_code == 303 and good.headers["location"].startswith("/organise/replies")
     assert "create" in audit_actions(seeded)
+
+
+def test_database_ranking_equals_the_ballot_file_ranking_on_varied_votes(database):
+    """The database pools small groups in SQL; the file keeps every organisation. Same result."""
+    import random
+
+    from app.models import Clause, Organisation, Vote
+    from app.queries import consultation_tally
+    from app.ranking import rank
+    from app.reporting import ballot_rows
+    from app.seeding import seed
+    from tests.conftest import SEED_DIR
+
+    database.call(seed, SEED_DIR, False)
+    generator = random.Random(20261124)
+
+    def populate(session):
+        consultation = session.exec(select(Consultation)).one()
+        clauses = session.exec(
+            select(Clause).where(Clause.consultation_id == consultation.id)
+        ).all()
+        sizes = {"Big A": 12, "Big B": 9, "Mid C": 6, "Small D": 4, "Small E": 2, "Tiny F": 1}
+        users = []
+        for name, size in sizes.items():
+            organisation = Organisation(name=name)
+            session.add(organisation)
+            session.flush()
+            for i in range(size):
+                user = User(
+                    issuer="test",
+                    subject=f"{name}-{i}",
+                    email=f"{i}@{name.replace(' ', '')}.gov.uk",
+                    email_verified=True,
+                    pseudonym=f"{name} {i}",
+                    organisation_id=organisation.id,
+                )
+                session.add(user)
+                users.append(user)
+        session.flush()
+        version_ids = {
+            c.id: session.exec(
+                select(ClauseVersion.id).where(ClauseVersion.clause_id == c.id)
+            ).one()
+            for c in clauses
+        }
+        for n in range(12):
+            clause = clauses[n % 4]
+            amendment = Amendment(
+                consultation_id=consultation.id,
+                clause_id=clause.id,
+                clause_version_id=version_ids[clause.id],
+                author_id=users[n].id,
+                proposed_text=f"Wording {n}",
+                rationale="A reason.",
+            )
+            session.add(amendment)
+            session.flush()
+            bias = generator.random()
+            for user in generator.sample(users, generator.randint(0, len(users))):
+                stance = "support" if generator.random() < bias else "oppose"
+                session.add(Vote(amendment_id=amendment.id, user_id=user.id, stance=stance))
+        # Two blocs: one large enough to be its own group, one small one (3 voters) that
+        # gives 75 % of the supports, which only the single-organisation flag can see.
+        by_org = {name: [u for u in users if u.pseudonym.startswith(name)] for name in sizes}
+        blocs = [
+            [(u, "support") for u in by_org["Big A"]],
+            [(u, "support") for u in by_org["Mid C"][:3]]
+            + [(by_org["Big B"][0], "support")]
+            + [(u, "oppose") for u in by_org["Big B"][1:3]],
+        ]
+        for n, bloc in enumerate(blocs):
+            amendment = Amendment(
+                consultation_id=consultation.id,
+                clause_id=clauses[0].id,
+                clause_version_id=version_ids[clauses[0].id],
+                author_id=users[0].id,
+                proposed_text=f"Bloc wording {n}",
+                rationale="A reason.",
+            )
+            session.add(amendment)
+            session.flush()
+            for user, stance in bloc:
+                session.add(Vote(amendment_id=amendment.id, user_id=user.id, stance=stance))
+        session.commit()
+        tally = consultation_tally(session, consultation.id)
+        from_database = rank(tally.tallies, tally.groups)
+        lines = (
+            b"".join(ballots.csv_lines(ballot_rows(session, consultation))).decode().splitlines()
+        )
+        return from_database, ballots.tally_file(lines)
+
+    from_database, from_file = database.call(populate)
+    assert {a.single_organisation for a in from_file} >= {"Big A", "Mid C"}
+    assert [
+        (a.ref, a.supports, a.opposes, round(a.consensus, 12), a.single_organisation)
+        for a in from_database
+    ] == [
+        (a.ref, a.supports, a.opposes, round(a.consensus, 12), a.single_organisation)
+        for a in from_file
+    ]
