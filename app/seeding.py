@@ -32,6 +32,8 @@ class Persona:
     display_name: str | None
     about: str
     show_organisation: bool = False
+    # Demo data only: in demo mode the seed names the demo organiser, as configuration would.
+    role: str = "participant"
 
 
 @dataclass
@@ -58,6 +60,7 @@ def demo_personas(seed_dir: Path) -> list[Persona]:
             display_name=p.get("display_name"),
             about=p.get("about", ""),
             show_organisation=bool(p.get("show_organisation", False)),
+            role=p.get("role", "participant"),
         )
         for p in data["personas"]
     ]
@@ -116,12 +119,14 @@ def demo_user(session: Session, persona: Persona) -> User:
         email_verified=True,
         name=persona.display_name,
     )
-    if (user.display_name, user.show_organisation) != (
+    if (user.display_name, user.show_organisation, user.role) != (
         persona.display_name,
         persona.show_organisation,
+        persona.role,
     ):
         user.display_name = persona.display_name
         user.show_organisation = persona.show_organisation
+        user.role = persona.role
         session.add(user)
         session.commit()
     return user

@@ -507,3 +507,16 @@ def test_demo_sign_in_is_refused_outside_demo_mode_on_the_embedded_database(data
         assert response.status_code == 403
         assert "only available when Redline runs in demo mode" in response.text
         assert "Signed in as" not in client.get("/").text
+
+
+def test_the_demo_organiser_persona_can_organise(sqlite_seeded):
+    app = create_app(settings_for(sqlite_seeded.url, demo=True))
+    with TestClient(app, follow_redirects=False) as client:
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/sign-in").text).group(1)
+        client.post("/sign-in/demo", data={"csrf_token": csrf, "persona": "olive", "next": "/"})
+        assert client.get("/organise").status_code == 200
+        csrf = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/").text).group(1)
+        client.post("/sign-out", data={"csrf_token": csrf})
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/sign-in").text).group(1)
+        client.post("/sign-in/demo", data={"csrf_token": csrf, "persona": "amira", "next": "/"})
+        assert client.get("/organise").status_code == 403
