@@ -568,3 +568,13 @@ def test_database_ranking_equals_the_ballot_file_ranking_on_varied_votes(databas
         (a.ref, a.supports, a.opposes, round(a.consensus, 12), a.single_organisation)
         for a in from_file
     ]
+
+
+def test_deciding_or_moderating_an_unknown_amendment_is_a_404(organiser):
+    for path, data in (
+        ("/organise/amendments/999999/decide", {"decision": "accept", "reason": "x"}),
+        ("/organise/amendments/999999/moderate", {"action": "hide", "reason": "x"}),
+    ):
+        response = post(organiser, path, **data)
+        assert response.status_code == 404
+        assert "Traceback" not in response.text

@@ -12,7 +12,8 @@ from starlette.responses import Response, StreamingResponse
 from app import lifecycle, organising, queries
 from app.auth import csrf_protected, require_organiser
 from app.documents import MAX_DOCUMENT_BYTES
-from app.errors import InvalidInput
+from app.errors import InvalidInput, NotFound
+from app.models import Amendment
 from app.web import LONDON, form_fields, london_time, redirect, render
 
 
@@ -245,24 +246,23 @@ async def moderate(request: Request) -> Response:
     user = await require_organiser(request)
     fields = await form_fields(request, "action", "reason")
     amendment_id = int(request.path_params["amendment_id"])
+    slug = request.path_params["slug"] = await _slug_of(request, amendment_id)
     try:
-        amendment = await request.app.state.database.run(
+        await request.app.state.database.run(
             organising.moderate, user.id, amendment_id, fields["action"], fields["reason"]
         )
     except InvalidInput as failed:
-        request.path_params["slug"] = await _slug_of(request, amendment_id)
         return await moderation(request, {f"reason-{amendment_id}": failed.message})
-    slug = await request.app.state.database.run(
-        lambda s: queries.clause_page_address(s, amendment)[0]
-    )
     return redirect(f"/organise/{slug}/moderation?saved={fields['action']}")
 
 
 async def _slug_of(request: Request, amendment_id: int) -> str:
-    def find(session):
-        from app.models import Amendment
+    """The consultation an amendment belongs to (NotFound for an unknown amendment)."""
 
+    def find(session):
         amendment = session.get(Amendment, amendment_id)
+        if amendment is None:
+            raise NotFound("There is no such amendment.")
         return queries.clause_page_address(session, amendment)[0]
 
     return await request.app.state.database.run(find)
@@ -294,16 +294,13 @@ async def decide(request: Request) -> Response:
     user = await require_organiser(request)
     amendment_id = int(request.path_params["amendment_id"])
     fields = await form_fields(request, "decision", "reason")
+    slug = request.path_params["slug"] = await _slug_of(request, amendment_id)
     try:
-        amendment = await request.app.state.database.run(
+        await request.app.state.database.run(
             organising.decide, user.id, amendment_id, fields["decision"], fields["reason"]
         )
     except InvalidInput as failed:
-        request.path_params["slug"] = await _slug_of(request, amendment_id)
         return await decisions(request, {f"reason-{amendment_id}": failed.message})
-    slug = await request.app.state.database.run(
-        lambda s: queries.clause_page_address(s, amendment)[0]
-    )
     return redirect(f"/organise/{slug}/decisions#decide-{amendment_id}")
 
 
