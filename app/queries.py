@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, case, func, literal, literal_column, or_
+from sqlalchemy import and_, case, func, literal, literal_column, or_, union
 from sqlmodel import Session, col, select
 
 from app.errors import NotFound
@@ -586,6 +586,23 @@ def moderation_queue(session: Session, consultation_id: int) -> list[FlaggedAmen
         clause = session.get(Clause, row.amendment.clause_id)
         queue.append(FlaggedAmendment(row, clause.number if clause else "", reasons[amendment_id]))
     return queue
+
+
+def moderation_queue_size(session: Session, consultation_id: int) -> int:
+    """How many amendments moderation_queue lists, counted in SQL without loading them."""
+    from app.models import AmendmentFlag
+
+    flagged = (
+        select(AmendmentFlag.amendment_id)
+        .join(Amendment, col(Amendment.id) == AmendmentFlag.amendment_id)
+        .where(Amendment.consultation_id == consultation_id)
+        .where(col(AmendmentFlag.resolved_at).is_(None))
+    )
+    hidden = select(Amendment.id).where(
+        Amendment.consultation_id == consultation_id, Amendment.status == "hidden"
+    )
+    both = union(flagged, hidden).subquery()
+    return session.exec(select(func.count()).select_from(both)).one()
 
 
 @dataclass(frozen=True)

@@ -300,9 +300,3 @@ def clause_ids_by_number(session: Session, consultation_id: int) -> dict[str, in
         select(Clause.number, Clause.id).where(Clause.consultation_id == consultation_id)
     )
     return dict(rows.all())
-
-
-def users_by_email(session: Session, emails: list[str]) -> dict[str, User]:
-    """Users with these e-mail addresses (used by seeding only)."""
-    rows = session.exec(select(User).where(col(User.email).in_(emails)))
-    return {u.email: u for u in rows}

@@ -277,6 +277,7 @@ def test_report_hide_restore_with_reasons_the_author_can_read(
     assert flagged.status_code == 303
     queue = organiser.get(f"/organise/{SLUG}/moderation").text
     assert "It attacks colleagues." in queue
+    assert "Moderation queue (1)" in organiser.get(f"/organise/{SLUG}").text
     hidden = post(
         organiser, f"/organise/amendments/{target}/moderate", action="hide", reason="Not civil."
     )
@@ -293,6 +294,7 @@ def test_report_hide_restore_with_reasons_the_author_can_read(
         organiser, f"/organise/amendments/{target}/moderate", action="restore", reason="Reviewed."
     )
     assert restored.status_code == 303
+    assert "Moderation queue (0)" in organiser.get(f"/organise/{SLUG}").text
     assert f'id="amendment-{target}"' in public.get(f"/consultations/{SLUG}/clauses/5").text
     assert audit_actions(seeded) == ["hide amendment", "restore amendment"]
 

@@ -32,7 +32,7 @@ async def _dashboard_context(request: Request, slug: str) -> dict:
         return (
             consultation,
             queries.clause_rows(session, consultation.id),
-            len(queries.moderation_queue(session, consultation.id)),
+            queries.moderation_queue_size(session, consultation.id),
         )
 
     consultation, clauses, queue = await request.app.state.database.run(load)
@@ -222,16 +222,21 @@ async def revise(request: Request) -> Response:
     return redirect(f"/organise/{slug}?saved=revised")
 
 
-async def moderation(request: Request, errors: dict | None = None) -> Response:
-    """Reported and hidden amendments, with hide and restore forms."""
-    await require_organiser(request)
+async def _consultation_with(request: Request, read):
+    """The consultation named in the path (drafts included) and ``read(session, its id)``."""
     slug = request.path_params["slug"]
 
     def load(session):
         consultation = queries.consultation_by_slug(session, slug, include_drafts=True)
-        return consultation, queries.moderation_queue(session, consultation.id)
+        return consultation, read(session, consultation.id)
 
-    consultation, queue = await request.app.state.database.run(load)
+    return await request.app.state.database.run(load)
+
+
+async def moderation(request: Request, errors: dict | None = None) -> Response:
+    """Reported and hidden amendments, with hide and restore forms."""
+    await require_organiser(request)
+    consultation, queue = await _consultation_with(request, queries.moderation_queue)
     return await render(
         request,
         "organise/moderation.html",
@@ -307,13 +312,7 @@ async def decide(request: Request) -> Response:
 async def audit_log(request: Request) -> Response:
     """Every organiser action on one consultation."""
     await require_organiser(request)
-    slug = request.path_params["slug"]
-
-    def load(session):
-        consultation = queries.consultation_by_slug(session, slug, include_drafts=True)
-        return consultation, queries.audit_lines(session, consultation.id)
-
-    consultation, lines = await request.app.state.database.run(load)
+    consultation, lines = await _consultation_with(request, queries.audit_lines)
     return await render(
         request, "organise/audit.html", {"consultation": consultation, "lines": lines}
     )
@@ -323,12 +322,7 @@ async def audit_csv(request: Request) -> Response:
     """The audit log as CSV."""
     await require_organiser(request)
     slug = request.path_params["slug"]
-
-    def load(session):
-        consultation = queries.consultation_by_slug(session, slug, include_drafts=True)
-        return queries.audit_lines(session, consultation.id)
-
-    lines = await request.app.state.database.run(load)
+    _, lines = await _consultation_with(request, queries.audit_lines)
 
     def rows():
         buffer = io.StringIO()
