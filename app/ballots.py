@@ -1,12 +1,15 @@
-"""The ballot file: one row per vote, voters as per-consultation pseudonyms, and its tally.
+"""The ballot file: one row per vote, frozen at closing, and its tally. Pure: no I/O.
 
 The file is what makes a published report checkable: `redline tally ballots.csv`
-ranks from it with the same code the app uses (app.ranking) and prints the same
-order. Each row is amendment, clause, voter pseudonym (a keyed hash that cannot
-be reversed without the consultation's secret key), organisation after the
-small-organisation recoding, and stance. A listed amendment nobody voted on
-appears once with the voter, organisation and stance left empty, so that the
-file alone knows every amendment that was ranked.
+ranks from it with the same code the app uses (app.ranking, app.outcome) and
+prints everything the report computes from votes. Each row is amendment, clause,
+kind (change, delete or insert), voter, organisation group (as recoded at
+closing: organisations with fewer than 5 participants appear as "other"), and
+stance. The voter is a keyed hash of the amendment and the person, so a row
+shows that one person voted once on that amendment but cannot be linked to the
+same person's votes on other amendments (DESIGN.md, "Privacy"). A listed
+amendment nobody voted on appears once with voter, organisation and stance
+empty, so that the file alone knows every amendment that was ranked.
 """
 
 from __future__ import annotations
@@ -18,41 +21,46 @@ import io
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
+from app.outcome import ClauseText, Outcome, clause_outcomes
 from app.ranking import (
+    DEFAULT_RULES,
     AmendmentTally,
     Counts,
     RankedAmendment,
+    Rules,
+    natural_key,
     rank,
-    recode_small_organisations,
 )
 
-HEADER = ("amendment", "clause", "voter", "organisation", "stance")
+HEADER = ("amendment", "clause", "kind", "voter", "organisation", "stance")
+KINDS = ("change", "delete", "insert")
 
 
 class BallotFileError(ValueError):
     """The ballot file cannot be read; the message says where."""
 
 
-def voter_pseudonym(ballot_key: str, user_id: int) -> str:
-    """A stable, per-consultation pseudonym: the keyed hash of a user id, shortened."""
-    digest = hmac.new(ballot_key.encode(), str(user_id).encode(), hashlib.sha256).hexdigest()
+def voter_pseudonym(ballot_key: str, amendment_id: int, user_id: int) -> str:
+    """A pseudonym for one person on one amendment: unlinkable across amendments."""
+    message = f"{amendment_id}:{user_id}".encode()
+    digest = hmac.new(ballot_key.encode(), message, hashlib.sha256).hexdigest()
     return f"V-{digest[:16]}"
 
 
-def csv_lines(rows: Iterable[tuple[str, str, str, str, str]]) -> Iterator[bytes]:
-    """The ballot file as CSV bytes, a line at a time (header first)."""
+def csv_lines(rows: Iterable[tuple], with_header: bool = True) -> Iterator[bytes]:
+    """The ballot file as CSV bytes, a line at a time (header first unless told not to)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    for row in _with_header(rows):
+    if with_header:
+        writer.writerow(HEADER)
+        yield buffer.getvalue().encode("utf-8")
+        buffer.seek(0)
+        buffer.truncate()
+    for row in rows:
         writer.writerow(row)
         yield buffer.getvalue().encode("utf-8")
         buffer.seek(0)
         buffer.truncate()
-
-
-def _with_header(rows):
-    yield HEADER
-    yield from rows
 
 
 def sha256_of(chunks: Iterable[bytes]) -> str:
@@ -63,15 +71,15 @@ def sha256_of(chunks: Iterable[bytes]) -> str:
     return digest.hexdigest()
 
 
-def read_ballots(lines: Iterable[str]) -> tuple[list[AmendmentTally], frozenset[str]]:
-    """Tallies and consultation groups from a ballot file's lines (see module docstring)."""
+def read_ballots(lines: Iterable[str]) -> list[AmendmentTally]:
+    """The tallies of a ballot file's lines (see module docstring), in file order."""
     reader = csv.reader(lines)
     header = next(reader, None)
     if header is None or tuple(h.strip().lower() for h in header) != HEADER:
         raise BallotFileError(f"line 1: the header must be {','.join(HEADER)}")
     counts: dict[str, dict[str, Counts]] = defaultdict(dict)
-    clauses: dict[str, str] = {}
-    voters: dict[str, set[str]] = defaultdict(set)
+    clauses: dict[str, tuple[str, str]] = {}
+    seen: set[tuple[str, str]] = set()
     for line_no, row in enumerate(reader, start=2):
         if not row:
             continue
@@ -79,37 +87,46 @@ def read_ballots(lines: Iterable[str]) -> tuple[list[AmendmentTally], frozenset[
             raise BallotFileError(
                 f"line {line_no}: expected {len(HEADER)} fields, found {len(row)}"
             )
-        amendment, clause, voter, organisation, stance = (field.strip() for field in row)
+        amendment, clause, kind, voter, organisation, stance = (field.strip() for field in row)
         if not amendment or not clause:
             raise BallotFileError(f"line {line_no}: amendment and clause are required")
-        if clauses.setdefault(amendment, clause) != clause:
-            raise BallotFileError(f"line {line_no}: amendment {amendment} is on two clauses")
+        if kind not in KINDS:
+            raise BallotFileError(f"line {line_no}: kind must be one of {', '.join(KINDS)}")
+        if clauses.setdefault(amendment, (clause, kind)) != (clause, kind):
+            raise BallotFileError(
+                f"line {line_no}: amendment {amendment} appears with two clauses or kinds"
+            )
         counts[amendment]  # an amendment with no votes still takes part in the ranking
-        if not stance and not voter:
+        if not stance and not voter and not organisation:
             continue
         if stance not in ("support", "oppose") or not voter or not organisation:
             raise BallotFileError(
                 f"line {line_no}: stance must be support or oppose, with a voter and organisation"
             )
-        voters[organisation].add(voter)
+        if (amendment, voter) in seen:
+            raise BallotFileError(f"line {line_no}: voter {voter} voted twice on {amendment}")
+        seen.add((amendment, voter))
         previous = counts[amendment].get(organisation, Counts())
         counts[amendment][organisation] = previous + (
             Counts(1, 0) if stance == "support" else Counts(0, 1)
         )
-    recode = recode_small_organisations({org: len(v) for org, v in voters.items()})
-    tallies = []
-    for amendment, by_org in counts.items():
-        grouped: dict[str, Counts] = {}
-        for organisation, c in by_org.items():
-            group = recode[organisation]
-            grouped[group] = grouped.get(group, Counts()) + c
-        tallies.append(
-            AmendmentTally(ref=amendment, clause_ref=clauses[amendment], by_group=grouped)
+    return [
+        AmendmentTally(
+            ref=amendment,
+            clause_ref=clauses[amendment][0],
+            by_group=by_org,
+            kind=clauses[amendment][1],
         )
-    return tallies, frozenset(recode.values())
+        for amendment, by_org in counts.items()
+    ]
 
 
-def tally_file(lines: Iterable[str]) -> list[RankedAmendment]:
-    """Rank the amendments of a ballot file exactly as the report does."""
-    tallies, groups = read_ballots(lines)
-    return rank(tallies, groups)
+def tally_file(
+    lines: Iterable[str], rules: Rules = DEFAULT_RULES
+) -> tuple[list[RankedAmendment], Outcome]:
+    """Rank the amendments of a ballot file and work out each clause's outcome, as the report."""
+    tallies = read_ballots(lines)
+    ranked = rank(tallies, rules)
+    clause_refs = sorted({t.clause_ref for t in tallies}, key=natural_key)
+    clauses = [ClauseText(ref, "", "") for ref in clause_refs]
+    return ranked, clause_outcomes(ranked, clauses, rules=rules)

@@ -11,9 +11,11 @@ import click
 from app import ballots, documents
 from app.db import Database, migrate
 from app.errors import RedlineError
+from app.ranking import DEFAULT_RULES, Rules
 from app.seeding import seed
 from app.services import import_document, set_role
 from app.settings import Settings, SettingsError
+from app.summary import summary_lines
 
 
 def _settings(ctx: click.Context, needs_secret: bool = False) -> Settings:
@@ -181,8 +183,9 @@ def revoke_command(ctx: click.Context, email: str) -> None:
 def export_command(ctx: click.Context, slug: str, fmt: str, output: Path | None) -> None:
     """Export the ranked amendment report, or the ballots that `redline tally` reads."""
     from app.exports import export_stream
-    from app.queries import consultation_by_slug, vote_total
-    from app.reporting import ballot_rows, build_report
+    from app.queries import consultation_by_slug
+    from app.reporting import build_report
+    from app.tallies import ballot_rows
 
     settings = _settings(ctx)
     output = output or Path(f"{slug}-{'ballots.csv' if fmt == 'ballots' else 'report.' + fmt}")
@@ -194,15 +197,13 @@ def export_command(ctx: click.Context, slug: str, fmt: str, output: Path | None)
             except RedlineError as error:
                 _fail(error.message)
             if fmt == "ballots":
-                total = vote_total(session, consultation.id)
-                rows = ballot_rows(session, consultation)
-                with (
-                    click.progressbar(
-                        length=total, label="Writing ballots", file=sys.stderr
-                    ) as bar,
-                    output.open("wb") as handle,
-                ):
-                    for line in ballots.csv_lines(_counting(rows, bar)):
+                if consultation.status not in ("closed", "published"):
+                    _fail(
+                        "the ballot file is frozen when the consultation closes; "
+                        f"{slug!r} is {consultation.status}"
+                    )
+                with output.open("wb") as handle:
+                    for line in ballots.csv_lines(ballot_rows(session, consultation)):
                         handle.write(line)
             else:
                 click.echo("Ranking amendments...", err=True)
@@ -221,20 +222,28 @@ def export_command(ctx: click.Context, slug: str, fmt: str, output: Path | None)
     click.echo(f"Wrote {output}")
 
 
-def _counting(rows, bar):
-    for row in rows:
-        if row[2]:
-            bar.update(1)
-        yield row
-
-
 @main.command("tally")
 @click.argument("ballot_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def tally_command(ballot_file: Path) -> None:
-    """Recompute the ranking from a BALLOT_FILE alone, with the same code the app uses.
+@click.option(
+    "--min-votes",
+    default=DEFAULT_RULES.min_votes,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Votes an amendment needs before it can carry (the report states its value).",
+)
+@click.option(
+    "--min-organisations",
+    default=DEFAULT_RULES.min_organisations,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Organisations an amendment needs votes from before it can carry.",
+)
+def tally_command(ballot_file: Path, min_votes: int, min_organisations: int) -> None:
+    """Recompute everything the report computes from votes, from a BALLOT_FILE alone.
 
-    Prints the SHA-256 of the file (compare it with the one the report states) and the
-    amendments in ranked order.
+    Prints the SHA-256 of the file (compare it with the one the report states), the
+    rules, every amendment in ranked order (counts, support share with its 95 %
+    interval, score, result, flags, lead and robustness) and each clause's outcome.
     """
     digest = hashlib.sha256()
 
@@ -247,21 +256,14 @@ def tally_command(ballot_file: Path) -> None:
                 except UnicodeDecodeError:
                     raise ballots.BallotFileError(f"line {number}: not UTF-8 text") from None
 
+    rules = Rules(min_votes=min_votes, min_organisations=min_organisations)
     try:
-        ranked = ballots.tally_file(lines())
+        ranked, outcome = ballots.tally_file(lines(), rules)
     except ballots.BallotFileError as error:
         _fail(f"{ballot_file}: {error}")
     click.echo(f"SHA-256 {digest.hexdigest()}")
-    click.echo(
-        f"{'rank':>4}  {'amendment':<10} {'clause':<7} {'support':>7} {'oppose':>7} "
-        f"{'share':>6} {'confidence':>10} {'consensus':>9}  carries"
-    )
-    for a in ranked:
-        share = "-" if a.support_share is None else f"{a.support_share:.0%}"
-        click.echo(
-            f"{a.rank:>4}  {a.ref:<10} {a.clause_ref:<7} {a.supports:>7} {a.opposes:>7} "
-            f"{share:>6} {a.confidence:>10.3f} {a.consensus:>9.3f}  {'yes' if a.carries else 'no'}"
-        )
+    for line in summary_lines(ranked, outcome, rules):
+        click.echo(line)
 
 
 def _with_database(settings: Settings, fn, *args):

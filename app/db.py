@@ -1,4 +1,17 @@
-"""Database engine, sessions and the migrations runner."""
+"""Database engines, sessions, the migrations runner, and how lock contention is reported.
+
+Reads and writes go through different doors. ``run``/``call``/``session`` begin a
+deferred transaction: right for reads, which in SQLite's WAL mode never wait for a
+writer. ``write``/``write_call``/``write_session`` are for transactions that will
+write: on SQLite they begin with ``BEGIN IMMEDIATE``, taking the single write lock
+before the first read, so that two writers queue (within the busy timeout) instead
+of both reading and then one being refused the upgrade to a write lock, which
+SQLite does at once whatever the timeout. On PostgreSQL both doors are the same
+engine; services serialise on rows (``SELECT ... FOR SHARE / FOR UPDATE``) instead.
+
+A lock that cannot be had within the timeout becomes ``Busy`` (503, try again),
+never a 500.
+"""
 
 from __future__ import annotations
 
@@ -9,35 +22,106 @@ from typing import Any, TypeVar
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
 from sqlmodel import Session, create_engine
 from starlette.concurrency import run_in_threadpool
+
+from app.errors import Busy
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 
+# How long a transaction waits for a lock before the request is answered 503. Long
+# enough for a queue of a few hundred short vote transactions to drain, short enough
+# that nobody stares at a spinner: the SQLite busy timeout and PostgreSQL lock_timeout.
+LOCK_TIMEOUT_SECONDS = 5.0
 
-def make_engine(url: str) -> Engine:
-    """An engine for SQLite (foreign keys on, WAL for concurrent readers) or PostgreSQL."""
+# SQLite result codes (the low byte of an extended code): SQLITE_BUSY, SQLITE_LOCKED.
+_SQLITE_BUSY_CODES = {5, 6}
+# PostgreSQL SQLSTATEs that mean "retry": lock_not_available (lock_timeout),
+# serialization_failure, deadlock_detected.
+_POSTGRES_RETRY_STATES = {"55P03", "40001", "40P01"}
+
+
+def _sqlite_engine(url: str, begin: str, timeout: float, **pool: Any) -> Engine:
+    """An SQLite engine whose transactions start with ``begin`` (BEGIN or BEGIN IMMEDIATE)."""
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": timeout}, **pool
+    )
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide where transactions begin, so
+        # that DDL is transactional too: a failed migration leaves nothing half-done.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        if not _in_memory(url):
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(connection: Any) -> None:
+        connection.exec_driver_sql(begin)
+
+    return engine
+
+
+def _in_memory(url: str) -> bool:
+    database = make_url(url).database
+    return not database or database == ":memory:" or "mode=memory" in url
+
+
+def make_engine(url: str, lock_timeout: float | None = None) -> Engine:
+    """An engine for SQLite (foreign keys on, WAL for concurrent readers) or PostgreSQL.
+
+    Transactions begin deferred: see ``make_write_engine`` for SQLite writers. With
+    ``lock_timeout`` (seconds) a lock that cannot be had in that time fails the
+    statement; without it (migrations, commands) SQLite waits 30 s and PostgreSQL
+    as long as it takes.
+    """
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        return _sqlite_engine(url, "BEGIN", lock_timeout or 30.0)
+    options: dict[str, Any] = {}
+    if lock_timeout is not None:
+        # A row lock that cannot be had in time fails the statement (55P03 -> Busy)
+        # instead of holding the request, and its pooled connection, indefinitely.
+        options["connect_args"] = {"options": f"-c lock_timeout={int(lock_timeout * 1000)}"}
+        options["pool_timeout"] = lock_timeout
+    # Modest: several web processes, the CLI and the test suite share max_connections.
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, **options)
 
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-            # Let SQLAlchemy, not the sqlite3 module, decide where transactions begin, so
-            # that DDL is transactional too: a failed migration leaves nothing half-done.
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA foreign_keys=ON")
-            if ":memory:" not in url:
-                cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.close()
 
-        @event.listens_for(engine, "begin")
-        def _sqlite_begin(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN")
+def make_write_engine(url: str, lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> Engine:
+    """An SQLite engine whose transactions take the write lock up front (BEGIN IMMEDIATE).
 
-        return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    One pooled connection per process: SQLite has one writer at a time anyway, and
+    the pool queues this process's writers first come, first served, where SQLite's
+    busy handler would have them poll. Other processes (``--workers``) queue on the
+    busy timeout. A writer that waits longer than ``lock_timeout`` for either gets Busy.
+    """
+    return _sqlite_engine(
+        url, "BEGIN IMMEDIATE", lock_timeout, pool_size=1, max_overflow=0, pool_timeout=lock_timeout
+    )
+
+
+def is_busy(error: BaseException) -> bool:
+    """True when ``error`` means "the lock could not be had in time": worth a retry, not a 500."""
+    if isinstance(error, sa_exc.TimeoutError):
+        # The connection pool stayed exhausted for the whole timeout.
+        return True
+    if not isinstance(error, sa_exc.DBAPIError):
+        return False
+    original = error.orig
+    sqlstate = getattr(original, "sqlstate", None)
+    if sqlstate is not None:
+        return sqlstate in _POSTGRES_RETRY_STATES
+    code = getattr(original, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _SQLITE_BUSY_CODES
+    message = str(original).lower()
+    return "database is locked" in message or "database table is locked" in message
 
 
 def alembic_config(url: str) -> Config:
@@ -55,24 +139,62 @@ def migrate(url: str, revision: str = "head") -> None:
 
 
 class Database:
-    """The app's handle on its database: sessions, and blocking work kept off the event loop."""
+    """The app's handle on its database: sessions, and blocking work kept off the event loop.
+
+    ``run``/``call``/``session`` are for reading; ``write``/``write_call``/``write_session``
+    for any transaction that writes (see the module docstring for why they differ).
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, lock_timeout=LOCK_TIMEOUT_SECONDS)
+        # PostgreSQL needs no second engine: row locks, not BEGIN, serialise its writers.
+        # Nor does an in-memory SQLite database, which a second engine would not share.
+        separate = url.startswith("sqlite") and not _in_memory(url)
+        self.write_engine = make_write_engine(url) if separate else self.engine
 
     def session(self) -> Session:
-        """A new session; objects stay readable after commit."""
+        """A new session (deferred BEGIN); objects stay readable after commit."""
         return Session(self.engine, expire_on_commit=False)
 
+    def write_session(self) -> Session:
+        """A new session whose transactions hold the write lock from their first statement."""
+        return Session(self.write_engine, expire_on_commit=False)
+
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn(session, *args, **kwargs)`` in a fresh session."""
-        with self.session() as session:
-            return fn(session, *args, **kwargs)
+        """Run ``fn(session, *args, **kwargs)`` in a fresh (deferred) session.
+
+        Raises Busy when a lock could not be had in time.
+        """
+        return _guarded(self.session, fn, args, kwargs)
+
+    def write_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(session, *args, **kwargs)`` in a fresh write session; Busy on lock timeout."""
+        return _guarded(self.write_session, fn, args, kwargs)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Like ``call``, in a worker thread so that the database never blocks the event loop."""
         return await run_in_threadpool(self.call, fn, *args, **kwargs)
 
+    async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Like ``write_call``, in a worker thread so that waiting for the lock never blocks."""
+        return await run_in_threadpool(self.write_call, fn, *args, **kwargs)
+
     def dispose(self) -> None:
+        """Close every pooled connection (the app's lifespan ends, or a test is done)."""
         self.engine.dispose()
+        if self.write_engine is not self.engine:
+            self.write_engine.dispose()
+
+
+def _guarded(
+    make_session: Callable[[], Session], fn: Callable[..., T], args: tuple, kwargs: dict
+) -> T:
+    try:
+        with make_session() as session:
+            return fn(session, *args, **kwargs)
+    except (sa_exc.DBAPIError, sa_exc.TimeoutError) as error:
+        if is_busy(error):
+            # The session's context manager has rolled everything back: nothing half-done.
+            raise Busy() from error
+        raise

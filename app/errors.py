@@ -1,4 +1,4 @@
-"""Refusals that services raise and the web layer turns into 403/404/409 pages."""
+"""Refusals that services raise and the web layer turns into 403/404/409/503 pages."""
 
 from __future__ import annotations
 
@@ -37,3 +37,24 @@ class NotAllowed(RedlineError):
 class Conflict(RedlineError):
     status = 409
     title = "That cannot be done now"
+
+
+class Busy(RedlineError):
+    """The database could not give this request its lock in time; the client should retry.
+
+    Raised for SQLite's "database is locked" after the busy timeout, and for PostgreSQL's
+    lock timeout, serialization failure or deadlock. Nothing was written: the transaction
+    was rolled back as a whole.
+    """
+
+    status = 503
+    title = "Sorry, the service is busy"
+    # Seconds, sent as Retry-After: long enough for a queue of writers to drain.
+    retry_after = 5
+
+    def __init__(
+        self,
+        message: str = "Too many people are doing this at once; try again in a few seconds. "
+        "Nothing you sent has been saved.",
+    ) -> None:
+        super().__init__(message)

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from xml.sax.saxutils import escape
 
 from app.reporting import Report, ReportRow
+from app.summary import AMENDMENT_FIELDS, amendment_facts, clause_line
 
 FORMATS = {
     "csv": "text/csv; charset=utf-8",
@@ -25,22 +26,8 @@ FORMATS = {
     "json": "application/json",
 }
 COLUMNS = (
-    "rank",
-    "amendment",
-    "clause",
+    *AMENDMENT_FIELDS,
     "clause_heading",
-    "kind",
-    "supports",
-    "opposes",
-    "votes",
-    "support_share",
-    "interval_low",
-    "interval_high",
-    "consensus",
-    "carries",
-    "leading",
-    "too_close_to_call",
-    "single_organisation",
     "written_against_older_version",
     "decision",
     "decision_reason",
@@ -50,41 +37,50 @@ COLUMNS = (
     "rationale",
 )
 CHUNK = 64 * 1024
+# A cell starting with one of these is taken for a formula by spreadsheet programs.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Free text written by people (and organisation names), as opposed to computed figures.
+TEXT_COLUMNS = frozenset(
+    (
+        "mostly_from",
+        "robustness",
+        "clause_heading",
+        "decision_reason",
+        "author",
+        "proposed_heading",
+        "proposed_text",
+        "rationale",
+    )
+)
+WITHHELD = "(withheld by the moderators after voting closed; its votes still count)"
 
 
 def record(row: ReportRow) -> dict:
-    """One report row as plain values, in COLUMNS order."""
+    """One report row as plain values, in COLUMNS order (figures as app.summary states them)."""
     r, a = row.ranked, row.amendment
-    kind = "insert" if a.kind == "insert" else ("delete" if not a.proposed_text else "change")
-    return {
-        "rank": r.rank,
-        "amendment": r.ref,
-        "clause": r.clause_ref,
-        "clause_heading": row.clause_heading,
-        "kind": kind,
-        "supports": r.supports,
-        "opposes": r.opposes,
-        "votes": r.votes,
-        "support_share": None if r.support_share is None else round(r.support_share, 4),
-        "interval_low": round(r.interval[0], 4),
-        "interval_high": round(r.interval[1], 4),
-        "consensus": round(r.consensus, 4),
-        "carries": r.carries,
-        "leading": row.leading,
-        "too_close_to_call": row.too_close_to_call,
-        "single_organisation": r.single_organisation or "",
-        "written_against_older_version": row.outdated,
-        "decision": row.decision or "",
-        "decision_reason": (a.status_reason or "") if row.decision else "",
-        "author": row.author.name,
-        "proposed_heading": a.proposed_heading or "",
-        "proposed_text": a.proposed_text,
-        "rationale": a.rationale,
-    }
+    values = amendment_facts(r, row.leading, row.too_close_to_call, row.robustness)
+    values.update(
+        {
+            "clause_heading": row.clause_heading,
+            "written_against_older_version": row.outdated,
+            "decision": row.decision or "",
+            "decision_reason": (a.status_reason or "") if row.decision else "",
+            "author": row.author.name,
+            "proposed_heading": "" if a.withheld else a.proposed_heading or "",
+            "proposed_text": WITHHELD if a.withheld else a.proposed_text,
+            "rationale": WITHHELD if a.withheld else a.rationale,
+        }
+    )
+    return values
 
 
 def records(report: Report) -> Iterator[dict]:
-    return (record(row) for row in report.rows)
+    """Every report row, with free text made safe for spreadsheets (never a formula)."""
+    for row in report.rows:
+        values = record(row)
+        for column in TEXT_COLUMNS:
+            values[column] = as_text(values[column])
+        yield values
 
 
 def csv_stream(rows: Iterable[dict]) -> Iterator[bytes]:
@@ -100,6 +96,11 @@ def csv_stream(rows: Iterable[dict]) -> Iterator[bytes]:
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue().encode("utf-8")
+
+
+def as_text(value: str) -> str:
+    """Participant text as text: a leading apostrophe keeps a formula from running."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
 def _csv_value(value):
@@ -124,20 +125,31 @@ def json_stream(report: Report, ballots_sha256: str | None) -> Iterator[bytes]:
             }
             for t in report.turnout_by_organisation
         ],
+        "rules": {
+            "min_votes": report.rules.min_votes,
+            "min_organisations": report.rules.min_organisations,
+        },
         "clauses": [
             {
-                "clause": ref,
-                "heading": report.headings.get(ref, ""),
-                "leading_amendment": o.leading.ref if o.leading else None,
-                "too_close_to_call": o.too_close_to_call,
+                "clause": result.clause.number,
+                "heading": result.clause.heading,
+                "vote_outcome": clause_line(result),
+                "leading_amendment": result.leading.ref if result.leading else None,
+                "too_close_to_call": result.too_close_to_call,
+                "outcome": result.summary,
+                "final_text": [
+                    {"number": c.number, "heading": c.heading, "text": c.text}
+                    for c in result.consolidated
+                    if not c.deleted
+                ],
             }
-            for ref, o in report.outcomes.items()
+            for result in report.outcome.clauses
         ],
     }
     text = json.dumps(head, ensure_ascii=False, indent=1)
     yield (text[:-2] + ',\n "amendments": [\n').encode("utf-8")
     first = True
-    for row in records(report):
+    for row in (record(r) for r in report.rows):
         yield (("" if first else ",\n") + json.dumps(row, ensure_ascii=False)).encode("utf-8")
         first = False
     yield b"\n ]\n}\n"

@@ -55,3 +55,9 @@ def transition_refusal(
 def available_actions(status: str) -> list[str]:
     """The lifecycle actions an organiser may take next."""
     return [action for action, before in TRANSITIONS.items() if before == status]
+
+
+def results_visible(status: str, live_results: bool) -> bool:
+    """Whether participants see counts and results: live if the organisers chose so, else
+    once the outcome is published (DESIGN.md, "Fair exposure")."""
+    return live_results or status == "published"

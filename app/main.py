@@ -6,6 +6,7 @@ import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from sqlalchemy import exc as sa_exc
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -15,8 +16,8 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from app.db import Database
-from app.errors import RedlineError
+from app.db import Database, is_busy
+from app.errors import Busy, RedlineError
 from app.oidc import make_registry
 from app.settings import Settings, SettingsError
 from app.views import amendments, consultations, organise, report, results, session, votes
@@ -68,6 +69,17 @@ def routes() -> list[Route | Mount]:
         ),
         Route("/organise/{slug}/moderation", organise.moderation, name="moderation"),
         Route("/organise/{slug}/decisions", organise.decisions, name="decisions"),
+        Route(
+            "/organise/{slug}/clauses/{number}/final-wording",
+            organise.final_wording_form,
+            name="final_wording_form",
+        ),
+        Route(
+            "/organise/{slug}/clauses/{number}/final-wording",
+            organise.final_wording,
+            methods=["POST"],
+            name="final_wording",
+        ),
         Route("/organise/{slug}/audit", organise.audit_log, name="audit"),
         Route("/organise/{slug}/audit.csv", organise.audit_csv, name="audit_csv"),
         Route(
@@ -91,6 +103,7 @@ def routes() -> list[Route | Mount]:
         Route("/sign-out", session.sign_out, methods=["POST"], name="sign_out"),
         Route("/consultations/{slug}", consultations.consultation, name="consultation"),
         Route("/consultations/{slug}/results", results.results, name="results"),
+        Route("/how-ranking-works", results.how_ranking_works, name="how_ranking_works"),
         Route("/consultations/{slug}/clauses/{number}", consultations.clause, name="clause"),
         Route(
             "/consultations/{slug}/clauses/{number}/amend",
@@ -118,12 +131,31 @@ async def redline_error(request: Request, exc: Exception) -> Response:
     """A refusal from a service, as a page (or, for htmx, a fragment) with its status."""
     assert isinstance(exc, RedlineError)
     template = "errors/_error.html" if is_htmx(request) else "errors/error.html"
-    return await render(
+    response = await render(
         request,
         template,
         {"title": exc.title, "message": exc.message, "status": exc.status},
         status_code=exc.status,
     )
+    if isinstance(exc, Busy):
+        # Operators need to know how often this happens: it should be rare.
+        log.warning("503 busy on %s %s: %s", request.method, request.url.path, exc.__cause__)
+        # Scripts, proxies and crawlers that retry wait this long first.
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+async def database_error(request: Request, exc: Exception) -> Response:
+    """Lock contention that reached the web layer outside ``Database``'s wrappers: a 503.
+
+    Anything else from the database is unexpected: re-raised, so that ``server_error``
+    logs it and answers 500.
+    """
+    if is_busy(exc):
+        busy = Busy()
+        busy.__cause__ = exc
+        return await redline_error(request, busy)
+    raise exc
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -185,6 +217,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         exception_handlers={
             RedlineError: redline_error,
+            sa_exc.DBAPIError: database_error,
+            sa_exc.TimeoutError: database_error,
             HTTPException: http_error,
             Exception: server_error,
         },

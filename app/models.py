@@ -11,6 +11,8 @@ from sqlmodel import Field, SQLModel
 CONSULTATION_STATUSES = ("draft", "open", "closed", "published")
 AMENDMENT_STATUSES = ("open", "withdrawn", "hidden", "accepted", "rejected")
 AMENDMENT_KINDS = ("change", "insert")
+# Amendments that count in tallies and are listed on public pages.
+LISTED_STATUSES = ("open", "accepted", "rejected")
 STANCES = ("support", "oppose")
 ROLES = ("participant", "organiser", "admin")
 
@@ -96,6 +98,11 @@ class Consultation(SQLModel, table=True):
     published_at: datetime | None = None
     # SHA-256 of the ballot file as of closing, stated in the report so anyone can check it.
     ballots_sha256: str | None = Field(default=None, max_length=64)
+    # Fair exposure: whether participants see counts and live results before voting closes.
+    live_results: bool = True
+    # Evidence an amendment needs before it can carry or lead (DESIGN.md, "Ranking").
+    min_votes: int = 5
+    min_organisations: int = 2
 
 
 class Clause(SQLModel, table=True):
@@ -144,6 +151,8 @@ class Amendment(SQLModel, table=True):
     rationale: str = Field(sa_column=Column(Text, nullable=False))
     status: str = Field(default="open", max_length=20)
     status_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # Hidden by a moderator after closing: still counted in the frozen record, text not shown.
+    withheld: bool = False
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -189,4 +198,44 @@ class AuditEntry(SQLModel, table=True):
     action: str = Field(max_length=50)
     subject: str = Field(max_length=200)
     reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Ballot(SQLModel, table=True):
+    """One line of the ballot file, frozen when the consultation closes. Rows are only added.
+
+    The organisation is the voter's group as recoded at the moment of closing; nothing
+    later (a new sign-in from another domain, moderation) changes what counts. A listed
+    amendment nobody voted on has one line with no voter.
+    """
+
+    __table_args__ = (
+        CheckConstraint("stance IN ('support', 'oppose', '')", name="stance"),
+        CheckConstraint("kind IN ('change', 'delete', 'insert')", name="kind"),
+    )
+
+    consultation_id: int = Field(foreign_key="consultation.id", primary_key=True)
+    line: int = Field(primary_key=True)
+    amendment_id: int = Field(foreign_key="amendment.id")
+    clause_number: str = Field(max_length=20)
+    kind: str = Field(max_length=10)
+    user_id: int | None = Field(default=None, foreign_key="user_account.id")
+    organisation: str = Field(default="", max_length=200)
+    stance: str = Field(default="", max_length=10)
+
+
+class FinalWording(SQLModel, table=True):
+    """An organiser's final wording of a clause after closing, reconciling amendments."""
+
+    __tablename__ = "final_wording"
+
+    id: int | None = Field(default=None, primary_key=True)
+    clause_id: int = Field(foreign_key="clause.id", unique=True)
+    consultation_id: int = Field(foreign_key="consultation.id", index=True)
+    heading: str = Field(max_length=200)
+    # Empty text deletes the clause.
+    text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    # Space-separated references of the accepted amendments it stands for ("A3 A7").
+    amendment_refs: str = Field(default="", max_length=2000)
+    author_id: int | None = Field(default=None, foreign_key="user_account.id")
     created_at: datetime = Field(default_factory=utcnow)

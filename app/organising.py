@@ -21,11 +21,13 @@ from app.models import (
     Clause,
     ClauseVersion,
     Consultation,
+    FinalWording,
     utcnow,
 )
-from app.queries import amendment_ref, clause_with_version, consultation_by_slug
-from app.reporting import ballot_file_sha256
+from app.queries import clause_with_version, consultation_by_slug
+from app.reporting import build_report
 from app.services import import_document
+from app.tallies import amendment_ref, freeze_ballots
 
 MAX_REASON_CHARS = 1000
 
@@ -63,6 +65,22 @@ def _consultation(session: Session, slug: str) -> Consultation:
     return consultation_by_slug(session, slug, include_drafts=True)
 
 
+def _locked(session: Session, consultation_id: int) -> Consultation:
+    """The consultation row, locked against votes and lifecycle changes until commit.
+
+    On PostgreSQL votes hold the row FOR SHARE, so this waits for votes in flight and
+    makes later ones wait and then see the new status. SQLite write transactions
+    begin IMMEDIATE, which serialises them anyway.
+    """
+    consultation = session.exec(
+        select(Consultation)
+        .where(Consultation.id == consultation_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    return consultation
+
+
 def create_from_document(
     session: Session,
     actor_id: int,
@@ -95,9 +113,16 @@ def update_details(
     eligible_domains: str,
     amendments_close_at: datetime | None,
     voting_close_at: datetime | None,
+    live_results: bool | None = None,
+    min_votes: str | int | None = None,
+    min_organisations: str | int | None = None,
 ) -> Consultation:
-    """Edit title, summary, eligible domains and closing times (not once closed)."""
-    consultation = _consultation(session, slug)
+    """Edit title, summary, eligible domains, closing times and how results are shown.
+
+    Nothing changes once closed; the evidence thresholds only while a draft, so that
+    the rule a consultation is ranked by is fixed before the first vote.
+    """
+    consultation = _locked(session, _consultation(session, slug).id)
     if consultation.status in ("closed", "published"):
         raise Conflict(
             f"This consultation is {consultation.status}; its details can no longer change."
@@ -120,8 +145,26 @@ def update_details(
         )
     if amendments_close_at and voting_close_at and amendments_close_at > voting_close_at:
         errors["amendments_close_at"] = "The amendment window must close before voting closes"
+    thresholds = {}
+    for name, value, label, lowest in (
+        ("min_votes", min_votes, "votes", 1),
+        ("min_organisations", min_organisations, "organisations", 1),
+    ):
+        if value is None or str(value).strip() == "":
+            continue
+        text = str(value).strip()
+        if not text.isdigit() or not lowest <= int(text) <= 1000:
+            errors[name] = f"Enter the minimum number of {label} as a whole number from 1 to 1000"
+        elif int(text) != getattr(consultation, name):
+            if consultation.status != "draft":
+                errors[name] = "The minimum evidence can only change before the consultation opens"
+            thresholds[name] = int(text)
     if errors:
         raise InvalidInput(errors)
+    for name, value in thresholds.items():
+        setattr(consultation, name, value)
+    if live_results is not None:
+        consultation.live_results = live_results
     consultation.title = title
     consultation.summary = documents.normalise_wording(summary)
     consultation.eligible_domains = "\n".join(patterns)
@@ -136,8 +179,12 @@ def update_details(
 def change_status(
     session: Session, actor_id: int, slug: str, action: str, now: datetime | None = None
 ) -> Consultation:
-    """Open, close or publish, refusing any jump the lifecycle does not allow."""
-    consultation = _consultation(session, slug)
+    """Open, close or publish, refusing any jump the lifecycle does not allow.
+
+    Closing freezes the ballots in the same transaction, with the consultation row
+    locked: every vote acknowledged before the close is in the record, none after.
+    """
+    consultation = _locked(session, _consultation(session, slug).id)
     clause_count = session.exec(
         select(func.count()).select_from(Clause).where(Clause.consultation_id == consultation.id)
     ).one()
@@ -162,13 +209,19 @@ def change_status(
                 f"Decide on every amendment (accept or reject) before publishing: "
                 f"{undecided} still open."
             )
+        unresolved = build_report(session, consultation).outcome.unresolved
+        if unresolved:
+            numbers = ", ".join(r.clause.number for r in unresolved)
+            raise Conflict(
+                f"Resolve clause {numbers} before publishing: accepted amendments conflict "
+                "there. Reject one, or write the final wording of the clause."
+            )
         consultation.published_at = now
     if action == "close":
         consultation.closed_at = now
     consultation.status = {"open": "open", "close": "closed", "publish": "published"}[action]
     if action == "close":
-        # Votes cannot change from now on: fix the ballot file's fingerprint for the report.
-        consultation.ballots_sha256 = ballot_file_sha256(session, consultation)
+        consultation.ballots_sha256 = freeze_ballots(session, consultation)
     session.add(consultation)
     audit(session, actor_id, action, f"consultation {slug}", "", consultation.id)
     session.commit()
@@ -235,15 +288,37 @@ def flag_amendment(session: Session, reporter_id: int, amendment_id: int, reason
 def moderate(
     session: Session, actor_id: int, amendment_id: int, action: str, reason: str
 ) -> Amendment:
-    """Hide an amendment (its author can read why) or restore it; resolves its reports."""
+    """Hide an amendment (its author can read why) or restore it; resolves its reports.
+
+    While the consultation is open, hiding takes an amendment out of the count. Once it
+    has closed the record is frozen: hiding only withholds the text from display (its
+    votes still count, and the pages say so), restoring an amendment hidden before the
+    close is refused, and after publication nothing can be restored.
+    """
     amendment = session.get(Amendment, amendment_id)
     if amendment is None:
         raise NotFound("There is no such amendment.")
+    consultation = _locked(session, amendment.consultation_id)
+    session.refresh(amendment)
+    frozen = consultation.status in ("closed", "published")
     reason = _reason(reason)
-    if action == "hide":
+    if action == "hide" and frozen:
+        if amendment.withheld or amendment.status == "hidden":
+            raise Conflict("This amendment is already hidden.")
+        amendment.withheld = True
+    elif action == "hide":
         if amendment.status != "open":
             raise Conflict(f"Only open amendments can be hidden; this one is {amendment.status}.")
         amendment.status = "hidden"
+    elif action == "restore" and consultation.status == "published":
+        raise Conflict("The outcome is published; what it shows can no longer be restored.")
+    elif action == "restore" and frozen:
+        if not amendment.withheld:
+            raise Conflict(
+                "This amendment was hidden before voting closed, so it is not part of the "
+                "record and cannot be restored now."
+            )
+        amendment.withheld = False
     elif action == "restore":
         if amendment.status != "hidden":
             raise Conflict("Only hidden amendments can be restored.")
@@ -275,15 +350,34 @@ def moderate(
     return amendment
 
 
+def _accepted_changes_on(session: Session, clause_id: int, other_than: int) -> list[int]:
+    rows = session.exec(
+        select(Amendment.id).where(
+            Amendment.clause_id == clause_id,
+            Amendment.status == "accepted",
+            Amendment.kind == "change",
+            Amendment.id != other_than,
+        )
+    )
+    return list(rows)
+
+
 def decide(
     session: Session, actor_id: int, amendment_id: int, decision: str, reason: str
 ) -> Amendment:
-    """After closing, accept or reject an amendment with a reason published with the outcome."""
+    """After closing, accept or reject an amendment with a reason published with the outcome.
+
+    Accepting a change is refused where it would be applied without an organiser
+    choosing the text: when another change to the same clause is already accepted,
+    or when the amendment was written against an older version of the clause. The
+    refusal says how to resolve it (reject one, or write the clause's final wording).
+    """
     amendment = session.get(Amendment, amendment_id)
     if amendment is None:
         raise NotFound("There is no such amendment.")
-    consultation = session.get(Consultation, amendment.consultation_id)
-    if consultation is None or consultation.status != "closed":
+    consultation = _locked(session, amendment.consultation_id)
+    session.refresh(amendment)
+    if consultation.status != "closed":
         raise Conflict(
             "Amendments are accepted or rejected after the consultation closes "
             "and before it is published."
@@ -294,8 +388,30 @@ def decide(
         raise Conflict(
             f"This amendment is {amendment.status}; only listed amendments get a decision."
         )
+    reason = _reason(reason)
+    clause = session.get(Clause, amendment.clause_id)
+    has_final = (
+        session.exec(select(FinalWording.id).where(FinalWording.clause_id == clause.id)).first()
+        is not None
+    )
+    if decision == "accept" and amendment.kind == "change" and not has_final:
+        others = _accepted_changes_on(session, clause.id, amendment.id)
+        if others:
+            refs = ", ".join(str(o) for o in others)
+            raise Conflict(
+                f"Amendment {refs} to clause {clause.number} is already accepted. Two changes "
+                "to one clause cannot both be applied as written: reject one of them, or "
+                f"write the final wording of clause {clause.number} that merges them."
+            )
+        _, current = clause_with_version(session, consultation.id, clause.number)
+        if amendment.clause_version_id != current.id:
+            raise Conflict(
+                f"Amendment {amendment.id} was written against an earlier version of clause "
+                f"{clause.number}, which has since been revised. Compare both texts and "
+                f"choose the final wording of clause {clause.number}."
+            )
     amendment.status = "accepted" if decision == "accept" else "rejected"
-    amendment.status_reason = _reason(reason)
+    amendment.status_reason = reason
     amendment.updated_at = utcnow()
     session.add(amendment)
     audit(
@@ -308,3 +424,79 @@ def decide(
     )
     session.commit()
     return amendment
+
+
+def write_final_wording(
+    session: Session,
+    actor_id: int,
+    slug: str,
+    number: str,
+    *,
+    heading: str,
+    text: str,
+    amendment_ids: list[int],
+    reason: str,
+) -> FinalWording:
+    """After closing: the final wording of a clause, accepting the changes it reconciles.
+
+    This is how two accepted changes to one clause, or an amendment written against an
+    older version, reach the consolidated text: an organiser sees the texts and writes
+    (or chooses) the wording. Empty text deletes the clause.
+    """
+    consultation = _locked(session, _consultation(session, slug).id)
+    if consultation.status != "closed":
+        raise Conflict(
+            "The final wording of a clause is chosen after the consultation closes and "
+            "before it is published."
+        )
+    clause, current = clause_with_version(session, consultation.id, number)
+    heading = " ".join(heading.split()) or current.heading
+    text = documents.normalise_wording(text)
+    errors = {}
+    if len(heading) > 200:
+        errors["heading"] = "Heading must be 200 characters or fewer"
+    if len(text) > 5000:
+        errors["text"] = "Wording must be 5,000 characters or fewer"
+    chosen = (
+        session.exec(
+            select(Amendment).where(
+                col(Amendment.id).in_(amendment_ids or [-1]),
+                Amendment.clause_id == clause.id,
+                Amendment.kind == "change",
+                col(Amendment.status).in_(("open", "accepted", "rejected")),
+            )
+        ).all()
+        if amendment_ids
+        else []
+    )
+    if len(chosen) != len(set(amendment_ids)):
+        errors["amendments"] = "Choose only amendments to this clause that are in the report"
+    try:
+        reason = _reason(reason)
+    except InvalidInput as failed:
+        errors.update(failed.errors)
+    if errors:
+        raise InvalidInput(errors)
+    for amendment in chosen:
+        amendment.status = "accepted"
+        amendment.status_reason = reason
+        amendment.updated_at = utcnow()
+        session.add(amendment)
+    final = session.exec(select(FinalWording).where(FinalWording.clause_id == clause.id)).first()
+    if final is None:
+        final = FinalWording(clause_id=clause.id, consultation_id=consultation.id, heading="")
+    final.heading = heading
+    final.text = text
+    final.amendment_refs = " ".join(amendment_ref(a.id) for a in sorted(chosen, key=lambda a: a.id))
+    final.author_id = actor_id
+    session.add(final)
+    audit(
+        session,
+        actor_id,
+        "final wording",
+        f"clause {number}" + (f" from {final.amendment_refs}" if chosen else ""),
+        reason,
+        consultation.id,
+    )
+    session.commit()
+    return final

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from sqlalchemy import and_, case, func, literal, literal_column, or_, union
+from sqlalchemy import and_, case, func, union
 from sqlmodel import Session, col, select
 
 from app.errors import NotFound
+from app.lifecycle import results_visible
 from app.models import (
+    LISTED_STATUSES,
     Amendment,
     Clause,
     ClauseVersion,
@@ -19,18 +22,7 @@ from app.models import (
     User,
     Vote,
 )
-from app.ranking import (
-    MIN_GROUP_SIZE,
-    AmendmentTally,
-    Counts,
-    clause_outcomes,
-    rank,
-    recode_small_organisations,
-)
-from app.ranking import consensus as consensus_of
-
-# Amendments that count in tallies and are listed on public pages.
-LISTED_STATUSES = ("open", "accepted", "rejected")
+from app.tallies import amendment_ref
 
 
 @dataclass(frozen=True)
@@ -67,17 +59,6 @@ class AmendmentRow:
     @property
     def votes(self) -> int:
         return self.supports + self.opposes
-
-
-@dataclass(frozen=True)
-class ConsultationTally:
-    """Everything the ranking needs: per-amendment counts by recoded organisation."""
-
-    tallies: list[AmendmentTally]
-    groups: frozenset[str]
-    voters: int
-    clause_refs: list[str] = field(default_factory=list)
-    voters_by_organisation: dict[str, int] = field(default_factory=dict)
 
 
 def list_consultations(session: Session, include_drafts: bool) -> list[ConsultationSummary]:
@@ -289,149 +270,6 @@ def my_votes(session: Session, amendment_ids: list[int], viewer_id: int | None) 
     return dict(session.exec(query).all())
 
 
-def voters_by_organisation(session: Session, consultation_id: int) -> dict[str, int]:
-    """Distinct voters per organisation name (counted in SQL)."""
-    voting_users = (
-        select(Vote.user_id)
-        .join(Amendment, col(Amendment.id) == Vote.amendment_id)
-        .where(Amendment.consultation_id == consultation_id)
-        .where(col(Amendment.status).in_(LISTED_STATUSES))
-        .distinct()
-        .subquery()
-    )
-    voters_by_org = session.exec(
-        select(Organisation.name, func.count())
-        .select_from(voting_users)
-        .join(User, col(User.id) == voting_users.c.user_id)
-        .outerjoin(Organisation, col(Organisation.id) == User.organisation_id)
-        .group_by(Organisation.name)
-    ).all()
-    # Voters without an organisation (none once signed in with a verified e-mail) are "other".
-    voters_per_name: dict[str, int] = defaultdict(int)
-    for name, count in voters_by_org:
-        voters_per_name[name or "other"] += count
-    return dict(voters_per_name)
-
-
-def organisation_recoding(session: Session, consultation_id: int) -> tuple[dict[str, str], int]:
-    """Each voting organisation's group after recoding those under 5 voters, and the voter count."""
-    voters = voters_by_organisation(session, consultation_id)
-    return recode_small_organisations(voters), sum(voters.values())
-
-
-def votes_by_amendment_and_group(consultation_id: int, kept_organisations: list[str]):
-    """The aggregation the ranking rests on: supports and opposes per (amendment, group).
-
-    Organisations outside ``kept_organisations`` (those with fewer than 5 voters in the
-    consultation) count as "other". Within each amendment, a group keeps its own row only
-    when the ranking can tell it apart: it has 5 or more voters on the amendment (its own
-    consensus factor), or more than 70 % of the amendment's supports (the
-    single-organisation flag). Every other group would be pooled into "other" by
-    app.ranking anyway, so the database pools it here, and returns about one row per
-    amendment instead of one per (amendment, organisation). The ranking is unchanged:
-    tests compare it with the ballot file's, which carries every organisation.
-    """
-    supports = func.sum(case((Vote.stance == "support", 1), else_=0))
-    opposes = func.sum(case((Vote.stance == "oppose", 1), else_=0))
-    if kept_organisations:
-        group = case(
-            (col(Organisation.name).in_(kept_organisations), Organisation.name),
-            else_=literal("other"),
-        )
-    else:
-        group = literal("other")
-    by_group = (
-        select(
-            Amendment.id.label("amendment_id"),
-            group.label("grp"),
-            supports.label("s"),
-            opposes.label("o"),
-        )
-        .join(Vote, col(Vote.amendment_id) == Amendment.id)
-        .join(User, col(User.id) == Vote.user_id)
-        .outerjoin(Organisation, col(Organisation.id) == User.organisation_id)
-        .where(Amendment.consultation_id == consultation_id)
-        .where(col(Amendment.status).in_(LISTED_STATUSES))
-        .group_by(Amendment.id, literal_column("grp"))
-        .subquery("by_group")
-    )
-    with_totals = select(
-        by_group.c.amendment_id,
-        by_group.c.grp,
-        by_group.c.s,
-        by_group.c.o,
-        func.sum(by_group.c.s).over(partition_by=by_group.c.amendment_id).label("total_s"),
-    ).subquery("with_totals")
-    distinguishable = and_(
-        with_totals.c.grp != "other",
-        or_(
-            with_totals.c.s + with_totals.c.o >= MIN_GROUP_SIZE,
-            with_totals.c.s * 10 > with_totals.c.total_s * 7,
-        ),
-    )
-    final_group = case((distinguishable, with_totals.c.grp), else_=literal("other"))
-    return select(
-        with_totals.c.amendment_id,
-        final_group.label("final_grp"),
-        func.sum(with_totals.c.s),
-        func.sum(with_totals.c.o),
-    ).group_by(with_totals.c.amendment_id, literal_column("final_grp"))
-
-
-def consultation_tally(session: Session, consultation_id: int) -> ConsultationTally:
-    """Vote counts per amendment and group, with small organisations recoded as "other".
-
-    Two GROUP BY queries; Python only builds the ranking's input from their rows.
-    """
-    voters_per_name = voters_by_organisation(session, consultation_id)
-    recode = recode_small_organisations(voters_per_name)
-    voters = sum(voters_per_name.values())
-    kept = sorted({group for group in recode.values() if group != "other"})
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        # A server-side cursor makes PostgreSQL plan for the first rows (nested loops); this
-        # aggregation is read to the end, so ask for the plan that finishes soonest.
-        connection.exec_driver_sql("SET LOCAL cursor_tuple_fraction = 1.0")
-    rows = connection.execute(
-        votes_by_amendment_and_group(consultation_id, kept).execution_options(
-            stream_results=True, yield_per=20_000
-        )
-    )
-    by_amendment: dict[int, dict[str, Counts]] = defaultdict(dict)
-    for amendment_id, group, supports, opposes in rows:
-        by_amendment[amendment_id][group] = Counts(int(supports), int(opposes))
-
-    listed = session.exec(
-        select(Amendment.id, Clause.number)
-        .join(Clause, col(Clause.id) == Amendment.clause_id)
-        .where(Amendment.consultation_id == consultation_id)
-        .where(col(Amendment.status).in_(LISTED_STATUSES))
-    ).all()
-    clause_refs = session.exec(
-        select(Clause.number)
-        .where(Clause.consultation_id == consultation_id)
-        .order_by(Clause.position)
-    ).all()
-    tallies = [
-        AmendmentTally(
-            ref=amendment_ref(aid), clause_ref=number, by_group=by_amendment.get(aid, {})
-        )
-        for aid, number in listed
-    ]
-    return ConsultationTally(
-        tallies=tallies,
-        groups=frozenset(recode.values()),
-        voters=voters,
-        clause_refs=list(clause_refs),
-        voters_by_organisation=voters_per_name,
-    )
-
-
-def amendment_ref(amendment_id: int) -> str:
-    """The public reference of an amendment, as reports and ballot files print it."""
-    return f"A{amendment_id}"
-
-
 def known_domains(session: Session) -> dict[str, str]:
     """Every known e-mail domain and its organisation's name."""
     rows = session.exec(
@@ -443,10 +281,13 @@ def known_domains(session: Session) -> dict[str, str]:
 
 
 SORTS = {
-    "supported": "Most supported",
+    "shuffled": "Shuffled for you",
     "newest": "Newest",
-    "consensus": "Consensus across organisations",
+    "supported": "Most supported",
+    "ranked": "Ranking so far",
 }
+# Sorting by votes would favour early and popular amendments while results are hidden.
+SORTS_WHILE_HIDDEN = ("shuffled", "newest")
 
 
 @dataclass
@@ -455,31 +296,49 @@ class ClausePage:
     clause: Clause
     version: ClauseVersion
     amendments: list[AmendmentRow]
-    consensus: dict[int, float]
+    results_visible: bool
+    sort: str
     previous: str | None
     next: str | None
 
 
+def shuffle_key(seed: str, amendment_id: int) -> str:
+    """A per-visitor order: the same visitor sees the same order, others another."""
+    return hashlib.sha256(f"{seed}:{amendment_id}".encode()).hexdigest()
+
+
 def clause_page(
-    session: Session, slug: str, number: str, viewer_id: int | None, sort: str
+    session: Session,
+    slug: str,
+    number: str,
+    viewer_id: int | None,
+    sort: str,
+    seed: str = "",
 ) -> ClausePage:
-    """Everything the clause page shows, with amendments in the requested order."""
+    """Everything the clause page shows, with amendments in the requested order.
+
+    The default order is a shuffle that is stable for each visitor (DESIGN.md, "Fair
+    exposure"); sorting by support or by rank exists only where results are visible.
+    """
     consultation = consultation_by_slug(session, slug)
     clause, version = clause_with_version(session, consultation.id, number)
     rows = amendment_rows(session, clause.id, viewer_id)
-    scores: dict[int, float] = {}
-    if rows:
-        tally = consultation_tally(session, consultation.id)
-        by_ref = {t.ref: t for t in tally.tallies}
-        for row in rows:
-            counted = by_ref.get(amendment_ref(row.amendment.id))
-            scores[row.amendment.id] = (
-                consensus_of(counted.by_group, tally.groups) if counted else 0.5
-            )
-    if sort == "supported":
+    visible = results_visible(consultation.status, consultation.live_results)
+    if sort not in SORTS or (not visible and sort not in SORTS_WHILE_HIDDEN):
+        sort = "shuffled"
+    if sort == "shuffled":
+        rows.sort(key=lambda r: shuffle_key(seed, r.amendment.id))
+    elif sort == "supported":
         rows.sort(key=lambda r: (-r.supports, r.opposes, -r.amendment.id))
-    elif sort == "consensus":
-        rows.sort(key=lambda r: (-scores.get(r.amendment.id, 0.5), -r.votes, -r.amendment.id))
+    elif sort == "ranked":
+        from app.ranking import rank
+        from app.tallies import live_tallies, rules_of
+
+        order = {
+            a.ref: a.rank
+            for a in rank(live_tallies(session, consultation.id, clause.id), rules_of(consultation))
+        }
+        rows.sort(key=lambda r: order.get(amendment_ref(r.amendment.id), len(order) + 1))
     numbers = [
         n
         for n in session.exec(
@@ -494,7 +353,8 @@ def clause_page(
         clause=clause,
         version=version,
         amendments=rows,
-        consensus=scores,
+        results_visible=visible,
+        sort=sort,
         previous=numbers[index - 1] if index > 0 else None,
         next=numbers[index + 1] if index + 1 < len(numbers) else None,
     )
@@ -508,39 +368,6 @@ def clause_page_address(session: Session, amendment: Amendment) -> tuple[str, st
         .where(Clause.id == amendment.clause_id)
     ).one()
     return row[0], row[1]
-
-
-@dataclass
-class ResultsPage:
-    consultation: Consultation
-    ranked: list
-    outcomes: dict
-    headings: dict[str, str]
-    amendments: dict[str, AmendmentRow]
-    voters: int
-
-
-def results_page(session: Session, slug: str) -> ResultsPage:
-    """The live ranking of one consultation (DESIGN.md, "Ranking")."""
-    consultation = consultation_by_slug(session, slug)
-    tally = consultation_tally(session, consultation.id)
-    ranked = rank(tally.tallies, tally.groups)
-    clauses = clause_rows(session, consultation.id)
-    rows = {
-        amendment_ref(row.amendment.id): row
-        for clause in clauses
-        if clause.amendment_count
-        for row in amendment_rows(session, clause.clause.id, viewer_id=None)
-    }
-    headings = {row.clause.number: row.version.heading for row in clauses}
-    return ResultsPage(
-        consultation=consultation,
-        ranked=ranked,
-        outcomes=clause_outcomes(ranked, tally.clause_refs),
-        headings=headings,
-        amendments=rows,
-        voters=tally.voters,
-    )
 
 
 def vote_total(session: Session, consultation_id: int) -> int:

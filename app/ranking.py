@@ -1,34 +1,60 @@
 """Pure ranking of amendments from vote counts (DESIGN.md, "Ranking"). No I/O.
 
-The same functions rank a consultation from the database and from an exported
-ballot file, so anyone can recompute a published report and get the same order.
+The same functions rank a consultation from the live database, from the ballots
+frozen at closing and from an exported ballot file, so anyone can recompute a
+published report and get the same order. docs/ranking.md explains the rule in
+full and why it has the properties DESIGN.md asks for; in short:
 
-Decisions where DESIGN.md is silent, written down here:
+- **Order statistic.** Each organisation group ``g`` that voted on an amendment
+  contributes its smoothed odds of support ``r_g = (s_g + 1) / (o_g + 1)``,
+  clipped to ``[1/4, 4]``. The score is ``ln(prod r_g)``: a sum over
+  organisations of clipped log-odds. The order compares the products as exact
+  fractions, so equal scores are equal (no rounding decides a place), and ties
+  go to the reference in natural order (A2 before A10).
+- **Support share and its interval.** Each group counts for at most
+  ``ORGANISATION_VOTE_CAP`` votes (its supports and opposes scaled down in
+  proportion); the share is taken over that capped sample and its 95 % interval
+  is Wilson's. With no group above the cap, this is the plain share.
+- **Enough evidence.** At least ``min_votes`` votes from at least
+  ``min_organisations`` groups ("other" counts as one); below that an amendment
+  "needs more votes": it is ranked and shown, but never carries or leads.
+- **Carries** when it has enough evidence and the lower end of its interval is
+  above one half.
 
-- A *participant* for the small-organisation recoding is a distinct voter in the
-  consultation, so that a ballot file carries everything the ranking needs.
-- The consultation's groups are its organisations after that recoding. For each
-  amendment, a group with at least ``MIN_GROUP_SIZE`` voters on it keeps its own
-  factor; every other group (including the recoded "other") is pooled into one
-  "other" factor. A pool with no votes still counts, at the neutral (0+1)/(0+2),
-  as in Pol.is's group-informed consensus: silence from the rest of the
-  consultation is not agreement, so support from one organisation alone cannot
-  outrank broad support of the same size.
-- An amendment with no votes has consensus 0.5 and confidence 0.
-- Ties are broken by the amendment reference in natural order (A2 before A10).
+The groups are the organisations after recoding those with fewer than
+``MIN_GROUP_SIZE`` participants (distinct voters in the consultation) as "other".
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 
 OTHER = "other"
+# Organisations with fewer participants than this are recoded as "other" before ranking,
+# and counts below it are never shown broken down by organisation (small-number suppression).
 MIN_GROUP_SIZE = 5
+SMALL_NUMBER = 5
 SINGLE_ORGANISATION_SHARE = 0.7
+# The most one organisation can move the score: odds of 4 to 1 either way (ln 4 = 1.386).
+RATIO_CLIP = Fraction(4)
+# The most votes one organisation contributes to the support share and its interval.
+ORGANISATION_VOTE_CAP = 20
 Z_95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The thresholds a consultation is ranked with (stated on the report, passed to tally)."""
+
+    min_votes: int = 5
+    min_organisations: int = 2
+
+
+DEFAULT_RULES = Rules()
 
 
 @dataclass(frozen=True)
@@ -48,11 +74,16 @@ class Counts:
 
 @dataclass(frozen=True)
 class AmendmentTally:
-    """Votes on one amendment, broken down by (already recoded) organisation."""
+    """Votes on one amendment, broken down by (already recoded) organisation group.
+
+    ``kind`` is "change", "delete" or "insert": changes and deletions of a clause
+    compete with each other; each new clause is its own yes/no question.
+    """
 
     ref: str
     clause_ref: str
     by_group: Mapping[str, Counts] = field(default_factory=dict)
+    kind: str = "change"
 
     @property
     def counts(self) -> Counts:
@@ -62,16 +93,21 @@ class AmendmentTally:
 
 @dataclass(frozen=True)
 class RankedAmendment:
-    """One amendment's scores and place in the ranking."""
+    """One amendment's figures and place in the ranking."""
 
     ref: str
     clause_ref: str
+    kind: str
     supports: int
     opposes: int
+    organisations: int
     support_share: float | None
     interval: tuple[float, float]
-    consensus: float
-    single_organisation: str | None
+    order: Fraction
+    enough_evidence: bool
+    mostly_one_organisation: bool
+    mostly_from: str | None
+    by_group: Mapping[str, Counts] = field(default_factory=dict, compare=False, repr=False)
     rank: int = 0
 
     @property
@@ -79,32 +115,32 @@ class RankedAmendment:
         return self.supports + self.opposes
 
     @property
-    def confidence(self) -> float:
-        """Lower bound of the 95 % Wilson interval of the support share."""
-        return self.interval[0]
+    def score(self) -> float:
+        """The order statistic as shown: the sum over organisations of clipped log-odds."""
+        return math.log(self.order)
 
     @property
     def carries(self) -> bool:
-        return self.confidence > 0.5
+        return self.enough_evidence and self.interval[0] > 0.5
+
+    @property
+    def result(self) -> str:
+        """ "carries", "does not carry" or "needs more votes"."""
+        if not self.enough_evidence:
+            return "needs more votes"
+        return "carries" if self.carries else "does not carry"
 
 
-@dataclass(frozen=True)
-class ClauseOutcome:
-    """Per clause: the leading amendment (or None: the original stands)."""
+def wilson_interval(supports: float, total: float, z: float = Z_95) -> tuple[float, float]:
+    """The Wilson score interval of supports/total; (0, 1) when there are no votes.
 
-    clause_ref: str
-    leading: RankedAmendment | None
-    runner_up: RankedAmendment | None
-    too_close_to_call: bool
-
-
-def wilson_interval(supports: int, total: int, z: float = Z_95) -> tuple[float, float]:
-    """The Wilson score interval of supports/total; (0, 1) when there are no votes."""
-    if total < 0 or supports < 0 or supports > total:
+    Counts may be fractional: the interval is taken over the organisation-capped sample.
+    """
+    if total < 0 or supports < 0 or supports > total + 1e-9:
         raise ValueError(f"impossible counts: {supports} supports of {total}")
     if total == 0:
         return (0.0, 1.0)
-    p = supports / total
+    p = min(1.0, supports / total)
     z2 = z * z
     denominator = 1 + z2 / total
     centre = (p + z2 / (2 * total)) / denominator
@@ -122,110 +158,94 @@ def recode_small_organisations(
     }
 
 
-def pooled_groups(
-    by_group: Mapping[str, Counts], consultation_groups: Iterable[str]
-) -> list[Counts]:
-    """The groups an amendment's consensus is taken over (see module docstring)."""
-    kept: list[tuple[str, Counts]] = []
-    pool_supports = pool_opposes = 0
-    # Only the groups that voted are visited: the rest of the consultation's groups can only
-    # ever join the pool, and all the pool needs to know is whether it has any member.
-    for group, counts in by_group.items():
-        if group != OTHER and counts.supports + counts.opposes >= MIN_GROUP_SIZE:
-            kept.append((group, counts))
-        else:
-            pool_supports += counts.supports
-            pool_opposes += counts.opposes
-    result = [counts for _, counts in sorted(kept)]
-    kept_names = {group for group, _ in kept}
-    groups = (
-        consultation_groups
-        if isinstance(consultation_groups, frozenset | set)
-        else set(consultation_groups)
-    )
-    pool_has_members = len(kept_names) < len(groups | kept_names) or any(
-        group not in kept_names for group in by_group
-    )
-    if pool_has_members:
-        result.append(Counts(pool_supports, pool_opposes))
-    return result
+def group_odds(counts: Counts) -> Fraction:
+    """One group's smoothed odds of support, (s + 1) / (o + 1), clipped to [1/4, 4]."""
+    odds = Fraction(counts.supports + 1, counts.opposes + 1)
+    return min(RATIO_CLIP, max(1 / RATIO_CLIP, odds))
 
 
-def consensus(by_group: Mapping[str, Counts], consultation_groups: Iterable[str]) -> float:
-    """Geometric mean over groups of (s_g + 1) / (n_g + 2)."""
-    groups = pooled_groups(by_group, consultation_groups)
-    if not groups:
-        return 0.5
-    log_sum = sum(math.log((g.supports + 1) / (g.total + 2)) for g in groups)
-    return math.exp(log_sum / len(groups))
+def order_statistic(by_group: Mapping[str, Counts]) -> Fraction:
+    """The product of every voting group's clipped odds (its log is the score).
+
+    A group with no votes has odds 1 and changes nothing, so organisations that voted
+    on nothing cannot move the order.
+    """
+    product = Fraction(1)
+    for counts in by_group.values():
+        if counts.total:
+            product *= group_odds(counts)
+    return product
 
 
-def single_organisation(by_group: Mapping[str, Counts]) -> str | None:
-    """The organisation giving more than 70 % of an amendment's support, if any."""
+def capped_share(
+    by_group: Mapping[str, Counts], cap: int = ORGANISATION_VOTE_CAP
+) -> tuple[float, float]:
+    """(supports, votes) with each group counting for at most ``cap`` votes, in proportion."""
+    supports = votes = 0.0
+    for _, counts in sorted(by_group.items()):
+        if not counts.total:
+            continue
+        weight = min(1.0, cap / counts.total)
+        supports += counts.supports * weight
+        votes += counts.total * weight
+    return supports, votes
+
+
+def single_organisation(by_group: Mapping[str, Counts]) -> tuple[bool, str | None]:
+    """Whether more than 70 % of the support comes from one organisation, and its name.
+
+    The name is given only when that organisation gave at least SMALL_NUMBER of the
+    supports; "other" (many small organisations) is never one organisation.
+    """
     supports = sum(c.supports for c in by_group.values())
     if supports == 0:
-        return None
+        return False, None
     for group, counts in sorted(by_group.items()):
         if group != OTHER and counts.supports / supports > SINGLE_ORGANISATION_SHARE:
-            return group
-    return None
+            return True, group if counts.supports >= SMALL_NUMBER else None
+    return False, None
 
 
 def natural_key(ref: str) -> tuple:
     """Sort key that orders "A2" before "A10" and "3.2" before "3.10"."""
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", ref))
-
-
-def score(tally: AmendmentTally, consultation_groups: Iterable[str]) -> RankedAmendment:
-    """Scores of one amendment, unranked."""
-    counts = tally.counts
-    return RankedAmendment(
-        ref=tally.ref,
-        clause_ref=tally.clause_ref,
-        supports=counts.supports,
-        opposes=counts.opposes,
-        support_share=counts.supports / counts.total if counts.total else None,
-        interval=wilson_interval(counts.supports, counts.total),
-        consensus=consensus(tally.by_group, consultation_groups),
-        single_organisation=single_organisation(tally.by_group),
+    return tuple(
+        (0, int(part), "") if part.isdigit() else (1, 0, part)
+        for part in re.split(r"(\d+)", ref)
+        if part
     )
 
 
-def rank(
-    tallies: Iterable[AmendmentTally], consultation_groups: Iterable[str] | None = None
-) -> list[RankedAmendment]:
-    """Rank by consensus, then confidence, then votes; ties by reference. Ranks start at 1.
+def score(tally: AmendmentTally, rules: Rules = DEFAULT_RULES) -> RankedAmendment:
+    """Figures of one amendment, unranked."""
+    counts = tally.counts
+    voting_groups = sum(1 for c in tally.by_group.values() if c.total)
+    capped_supports, capped_votes = capped_share(tally.by_group)
+    flagged, named = single_organisation(tally.by_group)
+    return RankedAmendment(
+        ref=tally.ref,
+        clause_ref=tally.clause_ref,
+        kind=tally.kind,
+        supports=counts.supports,
+        opposes=counts.opposes,
+        organisations=voting_groups,
+        support_share=capped_supports / capped_votes if capped_votes else None,
+        interval=wilson_interval(capped_supports, capped_votes),
+        order=order_statistic(tally.by_group),
+        enough_evidence=counts.total >= rules.min_votes
+        and voting_groups >= rules.min_organisations,
+        mostly_one_organisation=flagged,
+        mostly_from=named,
+        by_group=dict(tally.by_group),
+    )
 
-    ``consultation_groups`` defaults to every group that appears in the tallies.
-    """
-    tallies = list(tallies)
-    if consultation_groups is None:
-        consultation_groups = {group for t in tallies for group in t.by_group}
-    groups = frozenset(consultation_groups)
-    scored = [score(t, groups) for t in tallies]
-    scored.sort(key=lambda a: (-a.consensus, -a.confidence, -a.votes, natural_key(a.ref)))
+
+def rank(tallies: Iterable[AmendmentTally], rules: Rules = DEFAULT_RULES) -> list[RankedAmendment]:
+    """Rank by the order statistic, highest first; ties by reference. Ranks start at 1."""
+    scored = [score(t, rules) for t in tallies]
+    scored.sort(key=lambda a: (-a.order, natural_key(a.ref)))
     return [replace(a, rank=i) for i, a in enumerate(scored, start=1)]
 
 
-def clause_outcomes(
-    ranked: Sequence[RankedAmendment], clause_refs: Iterable[str]
-) -> dict[str, ClauseOutcome]:
-    """Per clause, the leading amendment (highest-ranked that carries) and whether it is too close.
-
-    A clause is too close to call when the leading amendment's interval overlaps
-    that of the next-ranked amendment on the same clause.
-    """
-    by_clause: dict[str, list[RankedAmendment]] = {ref: [] for ref in clause_refs}
-    for amendment in sorted(ranked, key=lambda a: a.rank):
-        by_clause.setdefault(amendment.clause_ref, []).append(amendment)
-    outcomes = {}
-    for clause_ref, amendments in by_clause.items():
-        leading = next((a for a in amendments if a.carries), None)
-        runner_up = None
-        close = False
-        if leading is not None:
-            runner_up = next((a for a in amendments if a.rank > leading.rank), None)
-            if runner_up is not None:
-                close = leading.interval[0] <= runner_up.interval[1]
-        outcomes[clause_ref] = ClauseOutcome(clause_ref, leading, runner_up, close)
-    return outcomes
+def without_group(tally: AmendmentTally, group: str) -> AmendmentTally:
+    """The same amendment as if one group's votes had never been cast (for robustness)."""
+    return replace(tally, by_group={g: c for g, c in tally.by_group.items() if g != group})

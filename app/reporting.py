@@ -1,32 +1,46 @@
-"""The ranked amendment report of one consultation, read from the database.
+"""The ranked amendment report of one consultation: the one road from counts to outcome.
 
-The ranking itself is app.ranking's; this module gathers what the report shows
-around it (decisions, turnout, the consolidated text) and streams the ballots.
+counts (live while open, frozen at closing after; app.tallies) -> app.ranking ->
+app.outcome (outcome per clause and consolidated text). The live results page,
+the report page, the organisers' decisions page, every export and (from a
+ballot file) `redline tally` all go this way.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, distinct, exists, func
+from sqlalchemy import distinct, exists, func
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from app import ballots
-from app.consolidation import Change, ClauseText, ConsolidatedClause, consolidate, suppress_small
-from app.models import Amendment, Clause, ClauseVersion, Consultation, Organisation, User, Vote
-from app.queries import (
-    LISTED_STATUSES,
-    AuthorLabel,
-    amendment_ref,
-    clause_rows,
-    consultation_tally,
-    organisation_recoding,
+from app.models import (
+    Amendment,
+    Ballot,
+    Clause,
+    ClauseVersion,
+    Consultation,
+    FinalWording,
+    Organisation,
+    User,
+    Vote,
 )
-from app.ranking import ClauseOutcome, RankedAmendment, clause_outcomes, rank
+from app.outcome import ClauseText, Outcome, Proposal, clause_outcomes, suppress_small
+from app.outcome import FinalWording as FinalText
+from app.queries import AuthorLabel, clause_rows
+from app.ranking import OTHER, RankedAmendment, Rules, rank, recode_small_organisations
+from app.summary import facts_by_ref
+from app.tallies import (
+    LISTED_STATUSES,
+    amendment_ref,
+    rules_of,
+    tallies,
+    voters_by_organisation,
+)
+
+OTHER_LABEL = "Other organisations (fewer than 5 participants each)"
 
 
 @dataclass(frozen=True)
@@ -34,8 +48,8 @@ class ReportRow:
     """One ranked amendment with everything the report and its exports show."""
 
     ranked: RankedAmendment
-    # The amendment's columns (id, author_id, kind, proposed_heading, proposed_text,
-    # rationale, status, status_reason), read as attributes.
+    # The amendment's columns (id, kind, proposed_heading, proposed_text, rationale,
+    # status, status_reason, withheld), read as attributes.
     amendment: Any
     author: AuthorLabel
     clause_heading: str
@@ -43,6 +57,7 @@ class ReportRow:
     current_version: int
     leading: bool
     too_close_to_call: bool
+    robustness: str
 
     @property
     def outdated(self) -> bool:
@@ -64,111 +79,144 @@ class TurnoutRow:
 @dataclass
 class Report:
     consultation: Consultation
+    rules: Rules
     rows: list[ReportRow]
-    outcomes: dict[str, ClauseOutcome]
-    headings: dict[str, str]
+    outcome: Outcome
     turnout: dict[str, int]
     turnout_by_organisation: list[TurnoutRow]
-    consolidated: list[ConsolidatedClause] = field(default_factory=list)
-    uses_decisions: bool = False
+    frozen: bool
+
+    @property
+    def consolidated(self):
+        return self.outcome.consolidated
+
+    @property
+    def uses_decisions(self) -> bool:
+        return self.outcome.uses_decisions
+
+    @property
+    def voters(self) -> int:
+        return self.turnout["voters"]
+
+
+def _amendments(session: Session, consultation_id: int) -> dict[str, Any]:
+    """Every amendment of the consultation as plain rows, keyed by reference."""
+    # Plain rows, not ORM objects: a report may hold tens of thousands of amendments.
+    rows = session.connection().execute(
+        select(
+            Amendment.id,
+            Amendment.author_id,
+            Amendment.kind,
+            Amendment.proposed_heading,
+            Amendment.proposed_text,
+            Amendment.rationale,
+            Amendment.status,
+            Amendment.status_reason,
+            Amendment.withheld,
+            ClauseVersion.version,
+            User.display_name,
+            User.pseudonym,
+            User.show_organisation,
+            Organisation.name.label("organisation"),
+        )
+        .join(ClauseVersion, col(ClauseVersion.id) == Amendment.clause_version_id)
+        .join(User, col(User.id) == Amendment.author_id)
+        .outerjoin(Organisation, col(Organisation.id) == User.organisation_id)
+        .where(Amendment.consultation_id == consultation_id)
+    )
+    return {amendment_ref(row.id): row for row in rows}
+
+
+def _final_wordings(session: Session, consultation_id: int) -> list[FinalText]:
+    rows = session.exec(
+        select(FinalWording, Clause.number)
+        .join(Clause, col(Clause.id) == FinalWording.clause_id)
+        .where(FinalWording.consultation_id == consultation_id)
+    )
+    return [
+        FinalText(number, f.heading, f.text, tuple(f.amendment_refs.split())) for f, number in rows
+    ]
 
 
 def build_report(session: Session, consultation: Consultation) -> Report:
-    """Rank, then gather decisions, turnout and the consolidated text."""
-    tally = consultation_tally(session, consultation.id)
-    ranked = rank(tally.tallies, tally.groups)
-    totals, by_organisation = turnout(session, consultation.id, tally.voters_by_organisation)
-    outcomes = clause_outcomes(ranked, tally.clause_refs)
+    """Rank, work out the outcome per clause and gather what the report shows around it."""
+    rules = rules_of(consultation)
+    ranked = rank(tallies(session, consultation), rules)
     clauses = clause_rows(session, consultation.id)
-    headings = {row.clause.number: row.version.heading for row in clauses}
-    current = {row.clause.number: row.version.version for row in clauses}
-    # Plain rows with the columns the report reads (attribute access like the model),
-    # not ORM objects: a report may hold tens of thousands of amendments.
-    amendments = {
-        amendment_ref(a.id): (a, a.version)
-        for a in session.connection().execute(
-            select(
-                Amendment.id,
-                Amendment.author_id,
-                Amendment.kind,
-                Amendment.proposed_heading,
-                Amendment.proposed_text,
-                Amendment.rationale,
-                Amendment.status,
-                Amendment.status_reason,
-                ClauseVersion.version,
-                User.display_name,
-                User.pseudonym,
-                User.show_organisation,
-                Organisation.name.label("organisation"),
-            )
-            .join(ClauseVersion, col(ClauseVersion.id) == Amendment.clause_version_id)
-            .join(User, col(User.id) == Amendment.author_id)
-            .outerjoin(Organisation, col(Organisation.id) == User.organisation_id)
-            .where(Amendment.consultation_id == consultation.id)
-            .where(col(Amendment.status).in_(LISTED_STATUSES))
+    texts = [
+        ClauseText(c.clause.number, c.version.heading, c.version.text, c.version.version)
+        for c in clauses
+    ]
+    amendments = _amendments(session, consultation.id)
+    proposals = {}
+    for r in ranked:
+        a = amendments[r.ref]
+        proposals[r.ref] = Proposal(
+            ref=r.ref,
+            clause_ref=r.clause_ref,
+            kind=r.kind,
+            heading=a.proposed_heading,
+            text=a.proposed_text,
+            target_version=a.version,
+            decision=a.status if a.status in ("accepted", "rejected") else None,
         )
-    }
-    leading = {o.leading.ref for o in outcomes.values() if o.leading}
-    close = {o.leading.ref for o in outcomes.values() if o.leading and o.too_close_to_call}
+    outcome = clause_outcomes(
+        ranked, texts, proposals, _final_wordings(session, consultation.id), rules
+    )
+    headings = {t.number: t.heading for t in texts}
+    facts = facts_by_ref(outcome)
+    current = {t.number: t.version for t in texts}
     rows = []
     for r in ranked:
-        amendment, version = amendments[r.ref]
+        a = amendments[r.ref]
+        leading, too_close, robust = facts.get(r.ref, (False, False, ""))
         rows.append(
             ReportRow(
                 ranked=r,
-                amendment=amendment,
+                amendment=a,
                 author=AuthorLabel(
-                    name=amendment.display_name or amendment.pseudonym,
-                    organisation=amendment.organisation if amendment.show_organisation else None,
+                    name=a.display_name or a.pseudonym,
+                    organisation=a.organisation if a.show_organisation else None,
                 ),
                 clause_heading=headings.get(r.clause_ref, ""),
-                target_version=version,
-                current_version=current.get(r.clause_ref, version),
-                leading=r.ref in leading,
-                too_close_to_call=r.ref in close,
+                target_version=a.version,
+                current_version=current.get(r.clause_ref, a.version),
+                leading=leading,
+                too_close_to_call=too_close,
+                robustness=robust,
             )
         )
-    report = Report(
+    frozen = consultation.status in ("closed", "published")
+    totals, by_organisation = turnout(session, consultation, frozen)
+    return Report(
         consultation=consultation,
+        rules=rules,
         rows=rows,
-        outcomes=outcomes,
-        headings=headings,
+        outcome=outcome,
         turnout=totals,
         turnout_by_organisation=by_organisation,
+        frozen=frozen,
     )
-    report.uses_decisions = any(row.decision for row in rows)
-    report.consolidated = consolidated_text(clauses, rows, report.uses_decisions)
-    return report
 
 
-def consolidated_text(
-    clauses, rows: list[ReportRow], uses_decisions: bool
-) -> list[ConsolidatedClause]:
-    """Accepted amendments once decided; until then, each clause's leading amendment."""
-    chosen = [
-        row for row in rows if (row.decision == "accepted" if uses_decisions else row.leading)
-    ]
-    changes: dict[str, Change] = {}
-    insertions: dict[str, list[Change]] = {}
-    for row in chosen:
-        a = row.amendment
-        change = Change(row.ranked.ref, a.kind, a.proposed_heading, a.proposed_text)
-        if a.kind == "insert":
-            insertions.setdefault(row.ranked.clause_ref, []).append(change)
-        elif row.ranked.clause_ref not in changes:
-            # Rows are in rank order: if several are accepted on one clause, the best one applies.
-            changes[row.ranked.clause_ref] = change
-    texts = [ClauseText(c.clause.number, c.version.heading, c.version.text) for c in clauses]
-    return consolidate(texts, changes, insertions)
+def _voters_by_group(session: Session, consultation: Consultation, frozen: bool) -> dict[str, int]:
+    if frozen:
+        rows = session.exec(
+            select(Ballot.organisation, func.count(distinct(Ballot.user_id)))
+            .where(Ballot.consultation_id == consultation.id, col(Ballot.user_id).is_not(None))
+            .group_by(Ballot.organisation)
+        )
+        return {name: int(n) for name, n in rows}
+    voters = voters_by_organisation(session, consultation.id)
+    recode = recode_small_organisations(voters)
+    grouped: dict[str, int] = defaultdict(int)
+    for name, count in voters.items():
+        grouped[recode[name]] += count
+    return dict(grouped)
 
 
 def _proposers_by_organisation(session: Session, consultation_id: int, only_non_voters: bool):
-    """Distinct proposers per organisation; optionally only those who cast no vote here.
-
-    Proposers are few (one per amendment at most), so this stays cheap however many votes
-    there are; the voters per organisation come from the ranking's own aggregation.
-    """
+    """Distinct proposers per organisation; optionally only those who cast no vote here."""
     query = (
         select(Organisation.name, func.count(distinct(Amendment.author_id)))
         .join(User, col(User.id) == Amendment.author_id)
@@ -188,17 +236,45 @@ def _proposers_by_organisation(session: Session, consultation_id: int, only_non_
         query = query.where(~exists(voted))
     counts: dict[str, int] = defaultdict(int)
     for name, count in session.exec(query):
-        counts[name or "No organisation"] += count
+        counts[name or OTHER] += count
     return counts
 
 
+def suppress_column(values: dict[str, int]) -> dict[str, int | str]:
+    """Small-number suppression with secondary suppression, for one column with a total.
+
+    When exactly one count is below 5, the total minus the others would reveal it, so
+    the next smallest count is suppressed as well.
+    """
+    shown: dict[str, int | str] = {name: suppress_small(n) for name, n in values.items()}
+    hidden = [name for name, v in shown.items() if isinstance(v, str)]
+    if len(hidden) == 1:
+        others = sorted((n, name) for name, n in values.items() if name not in hidden and n)
+        if others:
+            shown[others[0][1]] = "5 or more (withheld)"
+    return shown
+
+
 def turnout(
-    session: Session, consultation_id: int, voters: dict[str, int]
+    session: Session, consultation: Consultation, frozen: bool
 ) -> tuple[dict[str, int], list[TurnoutRow]]:
-    """Participants, proposers and voters, overall and per organisation ("fewer than 5" below 5)."""
-    proposers = _proposers_by_organisation(session, consultation_id, only_non_voters=False)
-    proposers_only = _proposers_by_organisation(session, consultation_id, only_non_voters=True)
-    voters = {("No organisation" if name == "other" else name): n for name, n in voters.items()}
+    """Participants, proposers and voters, overall and per organisation group.
+
+    Organisations are grouped as the ranking groups them; any count below 5 is
+    shown as "fewer than 5", and no total or difference reveals one.
+    """
+    voters = _voters_by_group(session, consultation, frozen)
+    kept = {name for name in voters if name != OTHER}
+
+    def group(name: str) -> str:
+        return name if name in kept else OTHER
+
+    proposers: dict[str, int] = defaultdict(int)
+    for name, n in _proposers_by_organisation(session, consultation.id, False).items():
+        proposers[group(name)] += n
+    proposers_only: dict[str, int] = defaultdict(int)
+    for name, n in _proposers_by_organisation(session, consultation.id, True).items():
+        proposers_only[group(name)] += n
     names = set(voters) | set(proposers)
     participants = {name: voters.get(name, 0) + proposers_only.get(name, 0) for name in names}
     totals = {
@@ -206,56 +282,18 @@ def turnout(
         "proposers": sum(proposers.values()),
         "voters": sum(voters.values()),
     }
+    columns = {
+        "participants": suppress_column(participants),
+        "proposers": suppress_column({n: proposers.get(n, 0) for n in names}),
+        "voters": suppress_column({n: voters.get(n, 0) for n in names}),
+    }
     rows = [
         TurnoutRow(
-            organisation=name,
-            participants=suppress_small(participants[name]),
-            proposers=suppress_small(proposers.get(name, 0)),
-            voters=suppress_small(voters.get(name, 0)),
+            organisation=OTHER_LABEL if name == OTHER else name,
+            participants=columns["participants"][name],
+            proposers=columns["proposers"][name],
+            voters=columns["voters"][name],
         )
-        for name in sorted(names, key=lambda n: (-participants[n], n))
+        for name in sorted(names, key=lambda n: (n == OTHER, -participants[n], n))
     ]
     return totals, rows
-
-
-def ballot_rows(
-    session: Session, consultation: Consultation
-) -> Iterator[tuple[str, str, str, str, str]]:
-    """Every vote on a listed amendment, streamed from the database in a stable order."""
-    recode, _ = organisation_recoding(session, consultation.id)
-    query = (
-        select(Vote.amendment_id, Clause.number, Vote.user_id, Organisation.name, Vote.stance)
-        .join(Amendment, col(Amendment.id) == Vote.amendment_id)
-        .join(Clause, col(Clause.id) == Amendment.clause_id)
-        .join(User, col(User.id) == Vote.user_id)
-        .outerjoin(Organisation, col(Organisation.id) == User.organisation_id)
-        .where(Amendment.consultation_id == consultation.id)
-        .where(col(Amendment.status).in_(LISTED_STATUSES))
-        .order_by(Vote.amendment_id, Vote.user_id)
-        .execution_options(yield_per=5000)
-    )
-    key = consultation.ballot_key
-    for amendment_id, clause_number, user_id, organisation, stance in session.exec(query):
-        yield (
-            amendment_ref(amendment_id),
-            clause_number,
-            ballots.voter_pseudonym(key, user_id),
-            recode.get(organisation or "other", "other"),
-            stance,
-        )
-    unvoted = (
-        select(Amendment.id, Clause.number)
-        .join(Clause, col(Clause.id) == Amendment.clause_id)
-        .outerjoin(Vote, and_(col(Vote.amendment_id) == Amendment.id))
-        .where(Amendment.consultation_id == consultation.id)
-        .where(col(Amendment.status).in_(LISTED_STATUSES))
-        .where(col(Vote.id).is_(None))
-        .order_by(Amendment.id)
-    )
-    for amendment_id, clause_number in session.exec(unvoted):
-        yield (amendment_ref(amendment_id), clause_number, "", "", "")
-
-
-def ballot_file_sha256(session: Session, consultation: Consultation) -> str:
-    """SHA-256 of the ballot file exactly as `redline export --format ballots` writes it."""
-    return ballots.sha256_of(ballots.csv_lines(ballot_rows(session, consultation)))

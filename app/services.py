@@ -1,4 +1,14 @@
-"""The writes: sign-in records, proposing, withdrawing, voting, importing. One transaction each."""
+"""The writes: sign-in records, proposing, withdrawing, voting, importing. One transaction each.
+
+Run them with ``Database.write`` (or ``write_call``). On SQLite that begins with
+BEGIN IMMEDIATE, so writers queue for the one write lock. On PostgreSQL each takes
+row locks before it checks the rules, so that no vote or proposal is accepted after
+the moment a consultation closes, and none on an amendment after its withdrawal:
+voting and proposing lock the consultation row FOR SHARE (many at once), closing
+locks it FOR UPDATE (alone); withdrawing locks the amendment FOR UPDATE, voting
+locks it FOR SHARE. Locks are always taken consultation first, then amendment, so
+that two of these transactions can never wait for each other in a cycle.
+"""
 
 from __future__ import annotations
 
@@ -40,6 +50,36 @@ _PSEUDONYM_WORDS = (
     "Alder Ash Aspen Birch Cedar Elm Hazel Holly Juniper Larch Linden Maple Oak Pine Rowan "
     "Willow Yew Heron Kestrel Lapwing Curlew Dunlin Plover Wren Finch Swift Otter Badger Hare"
 ).split()
+
+
+def lock_consultation(
+    session: Session, consultation_id: int, *, update: bool = False
+) -> Consultation | None:
+    """The consultation row, re-read under a row lock: FOR SHARE, or FOR UPDATE if ``update``.
+
+    Status and closing times must be checked on the returned object, never on one read
+    before the lock: a close may have committed while this transaction waited for it.
+    (SQLite ignores FOR SHARE/UPDATE; its writers are serialised by BEGIN IMMEDIATE.)
+    """
+    return session.exec(
+        select(Consultation)
+        .where(Consultation.id == consultation_id)
+        .with_for_update(read=not update)
+        # Refresh an object already in the session with what the locked read returned.
+        .execution_options(populate_existing=True)
+    ).first()
+
+
+def lock_amendment(
+    session: Session, amendment_id: int, *, update: bool = False
+) -> Amendment | None:
+    """The amendment row, re-read under a row lock (see ``lock_consultation``)."""
+    return session.exec(
+        select(Amendment)
+        .where(Amendment.id == amendment_id)
+        .with_for_update(read=not update)
+        .execution_options(populate_existing=True)
+    ).first()
 
 
 def window_of(consultation: Consultation) -> Window:
@@ -137,7 +177,11 @@ def propose_amendment(
 ) -> Amendment:
     """Store a proposal against the clause's current version; InvalidInput on bad input."""
     user = get_user(session, user_id)
-    consultation = consultation_by_slug(session, slug)
+    found = consultation_by_slug(session, slug)
+    # Checked under the lock: a close committed meanwhile refuses the proposal.
+    consultation = lock_consultation(session, found.id)
+    if consultation is None or consultation.status == "draft":
+        raise NotFound("There is no consultation at this address.")
     clause, version = clause_with_version(session, consultation.id, clause_number)
     window = window_of(consultation)
     closed = proposals_closed(window, now or utcnow())
@@ -177,15 +221,22 @@ def _store_proposal(
 
 
 def withdraw_amendment(session: Session, user_id: int, amendment_id: int) -> Amendment:
-    """The author withdraws their own open amendment; its votes stop counting."""
-    amendment = session.get(Amendment, amendment_id)
+    """The author withdraws their own open amendment; its votes stop counting.
+
+    Takes the consultation FOR SHARE and the amendment FOR UPDATE: a vote on it either
+    committed before (and stops counting now) or waits and is then refused.
+    """
+    found = session.get(Amendment, amendment_id)
+    if found is None:
+        raise NotFound("There is no such amendment.")
+    consultation = lock_consultation(session, found.consultation_id)
+    amendment = lock_amendment(session, amendment_id, update=True)
     if amendment is None:
         raise NotFound("There is no such amendment.")
     if amendment.author_id != user_id:
         raise NotAllowed("Only the author of an amendment can withdraw it.")
     if amendment.status != "open":
         raise Conflict(f"This amendment is {amendment.status} and cannot be withdrawn.")
-    consultation = session.get(Consultation, amendment.consultation_id)
     if consultation is None or consultation.status != "open":
         raise Conflict("This consultation is closed; amendments can no longer be withdrawn.")
     amendment.status = "withdrawn"
@@ -205,14 +256,20 @@ def cast_vote(
     """Support, oppose, change or (stance None) withdraw a vote, if the rules allow it now.
 
     One row per (amendment, user) is a database constraint; an upsert keeps two
-    clicks racing each other from ever failing or double counting.
+    clicks racing each other from ever failing or double counting. The rules are
+    checked on the consultation and amendment as re-read under FOR SHARE locks, so a
+    close or a withdrawal either committed first (and the vote is refused) or waits
+    for this vote to commit (and counts it).
     """
     if stance is not None and stance not in STANCES:
         raise InvalidInput({"stance": "Choose support or oppose"})
-    amendment = session.get(Amendment, amendment_id)
+    found = session.get(Amendment, amendment_id)
+    if found is None:
+        raise NotFound("There is no such amendment.")
+    consultation = lock_consultation(session, found.consultation_id)
+    amendment = lock_amendment(session, amendment_id)
     if amendment is None:
         raise NotFound("There is no such amendment.")
-    consultation = session.get(Consultation, amendment.consultation_id)
     if consultation is None or consultation.status == "draft":
         raise NotFound("There is no such amendment.")
     window = window_of(consultation)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -138,6 +139,68 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def demo_secret_path(database_url: str) -> Path | None:
+    """Where the demo keeps its session secret: beside its SQLite file (None: no file)."""
+    if not database_url.startswith("sqlite"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    database = make_url(database_url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).with_name(Path(database).name + ".secret")
+
+
+def demo_secret_key(database_url: str) -> str:
+    """The demo's session secret, made once and shared by every process serving it.
+
+    Each uvicorn worker reads the settings itself, so a random key per process
+    would make a session cookie signed by one worker invalid at the next. The key
+    is kept in ``<database>.secret`` (mode 0600) beside the demo's SQLite file. Two
+    workers starting together agree: each writes a complete candidate to a temporary
+    file and hard-links it into place, which fails if the file exists; whoever lost
+    reads the winner's. Where there is no file to keep it beside (in-memory SQLite,
+    PostgreSQL, where demo sign-in is refused anyway) or it cannot be written, the
+    key is random per process, as before.
+    """
+    path = demo_secret_path(database_url)
+    if path is None:
+        return secrets.token_urlsafe(32)
+    try:
+        return _read_secret(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return secrets.token_urlsafe(32)
+    candidate = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        descriptor = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+            handle.write(secrets.token_urlsafe(32) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        # If another process got there first, its key is the one.
+        with contextlib.suppress(FileExistsError):
+            os.link(candidate, path)
+        return _read_secret(path)
+    except OSError:
+        # A read-only directory, or a file system without hard links: the demo still
+        # runs, with a key per process (one worker is then the only safe choice).
+        return secrets.token_urlsafe(32)
+    finally:
+        candidate.unlink(missing_ok=True)
+
+
+def _read_secret(path: Path) -> str:
+    secret = path.read_text(encoding="ascii").strip()
+    if len(secret) < 16:
+        raise SettingsError(
+            f"{path} does not hold a usable demo secret: delete it and start again, "
+            "or set REDLINE_SECRET_KEY"
+        )
+    return secret
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the app needs to know about its environment."""
@@ -204,7 +267,7 @@ class Settings:
                     "random secret to sign sessions (for example: "
                     "python -c 'import secrets; print(secrets.token_urlsafe(32))')"
                 )
-            secret_key = secrets.token_urlsafe(32)
+            secret_key = demo_secret_key(database_url)
         elif len(secret_key) < 16:
             raise SettingsError("REDLINE_SECRET_KEY is too short: use at least 16 characters")
         base_url = env.get("REDLINE_BASE_URL", "").strip().rstrip("/") or cls.base_url

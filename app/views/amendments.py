@@ -9,7 +9,7 @@ from app import queries
 from app.auth import csrf_protected, current_user
 from app.eligibility import proposal_refusal
 from app.errors import InvalidInput, NotAllowed
-from app.models import utcnow
+from app.models import Amendment, utcnow
 from app.proposals import KIND_LABELS, MAX_RATIONALE_CHARS, MAX_TEXT_CHARS, ProposalInput
 from app.services import (
     participant_of,
@@ -69,7 +69,7 @@ async def propose(request: Request) -> Response:
     if user is None:
         raise NotAllowed("Sign in to propose an amendment.")
     try:
-        amendment = await request.app.state.database.run(
+        amendment = await request.app.state.database.write(
             propose_amendment, user.id, slug, number, form
         )
     except InvalidInput as failed:
@@ -92,12 +92,10 @@ async def withdraw(request: Request) -> Response:
     if user is None:
         raise NotAllowed("Sign in to withdraw your amendment.")
     amendment_id = int(request.path_params["amendment_id"])
-
-    def act(session):
-        amendment = withdraw_amendment(session, user.id, amendment_id)
-        return queries.clause_page_address(session, amendment)
-
-    slug, number = await request.app.state.database.run(act)
+    database = request.app.state.database
+    amendment = await database.write(withdraw_amendment, user.id, amendment_id)
+    # Read after the write's commit, so that the write lock covers the withdrawal alone.
+    slug, number = await database.run(queries.clause_page_address, amendment)
     return redirect(f"{clause_url(slug, number)}#amendment-{amendment_id}")
 
 
@@ -111,23 +109,18 @@ async def flag(request: Request) -> Response:
         raise NotAllowed("Sign in to report an amendment.")
     amendment_id = int(request.path_params["amendment_id"])
     reason = (await form_fields(request, "reason"))["reason"]
+    database = request.app.state.database
 
-    def act(session):
-        flag_amendment(session, user.id, amendment_id, reason)
-        from app.models import Amendment
-
+    def address(session):
         return queries.clause_page_address(session, session.get(Amendment, amendment_id))
 
     try:
-        slug, number = await request.app.state.database.run(act)
+        await database.write(flag_amendment, user.id, amendment_id, reason)
     except InvalidInput as failed:
-        from app.models import Amendment
         from app.views.consultations import clause
 
-        def address(session):
-            return queries.clause_page_address(session, session.get(Amendment, amendment_id))
-
-        slug, number = await request.app.state.database.run(address)
+        slug, number = await database.run(address)
         request.scope["path_params"] = {"slug": slug, "number": number}
         return await clause(request, {f"flag-{amendment_id}": failed.message})
+    slug, number = await database.run(address)
     return redirect(f"{clause_url(slug, number)}?reported={amendment_id}#amendment-{amendment_id}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from secrets import token_hex
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -43,16 +45,17 @@ async def consultation(request: Request) -> Response:
 
 async def clause(request: Request, errors: dict | None = None) -> Response:
     """One clause: its wording and its amendments as tracked changes, with votes."""
-    sort = request.query_params.get("sort", "supported")
-    if sort not in queries.SORTS:
-        sort = "supported"
+    sort = request.query_params.get("sort", "shuffled")
     user = await current_user(request)
+    # The shuffle is stable for each visitor: by account, or by a random seed in the session.
+    seed = f"user-{user.id}" if user else request.session.setdefault("order_seed", token_hex(8))
     page = await request.app.state.database.run(
         queries.clause_page,
         request.path_params["slug"],
         request.path_params["number"],
         user.id if user else None,
         sort,
+        seed,
     )
     now = utcnow()
     window = window_of(page.consultation)
@@ -63,8 +66,12 @@ async def clause(request: Request, errors: dict | None = None) -> Response:
         {
             "page": page,
             "consultation": page.consultation,
-            "sort": sort,
-            "sorts": queries.SORTS,
+            "sort": page.sort,
+            "sorts": {
+                key: label
+                for key, label in queries.SORTS.items()
+                if page.results_visible or key in queries.SORTS_WHILE_HIDDEN
+            },
             "proposal_refusal": proposal_refusal(participant, window, now),
             "vote_refusals": {
                 row.amendment.id: vote_refusal(participant, window, row.amendment.status, now)

@@ -12,8 +12,9 @@ from starlette.responses import Response, StreamingResponse
 from app import lifecycle, organising, queries
 from app.auth import csrf_protected, require_organiser
 from app.documents import MAX_DOCUMENT_BYTES
-from app.errors import InvalidInput, NotFound
+from app.errors import Conflict, InvalidInput, NotFound
 from app.models import Amendment
+from app.reporting import build_report
 from app.web import LONDON, form_fields, london_time, redirect, render
 
 
@@ -54,6 +55,9 @@ def _details_form(consultation) -> dict:
         "eligible_domains": consultation.eligible_domains.replace("\n", ", "),
         "amendments_close_at": _local_input(consultation.amendments_close_at),
         "voting_close_at": _local_input(consultation.voting_close_at),
+        "live_results": "yes" if consultation.live_results else "no",
+        "min_votes": str(consultation.min_votes),
+        "min_organisations": str(consultation.min_organisations),
     }
 
 
@@ -86,7 +90,15 @@ async def update_details(request: Request) -> Response:
     user = await require_organiser(request)
     slug = request.path_params["slug"]
     fields = await form_fields(
-        request, "title", "summary", "eligible_domains", "amendments_close_at", "voting_close_at"
+        request,
+        "title",
+        "summary",
+        "eligible_domains",
+        "amendments_close_at",
+        "voting_close_at",
+        "live_results",
+        "min_votes",
+        "min_organisations",
     )
     errors: dict[str, str] = {}
     amendments_close_at = _parse_local(fields["amendments_close_at"], "amendments_close_at", errors)
@@ -94,7 +106,7 @@ async def update_details(request: Request) -> Response:
     try:
         if errors:
             raise InvalidInput(errors)
-        await request.app.state.database.run(
+        await request.app.state.database.write(
             organising.update_details,
             user.id,
             slug,
@@ -103,6 +115,9 @@ async def update_details(request: Request) -> Response:
             eligible_domains=fields["eligible_domains"],
             amendments_close_at=amendments_close_at,
             voting_close_at=voting_close_at,
+            live_results={"yes": True, "no": False}.get(fields["live_results"]),
+            min_votes=fields["min_votes"] or None,
+            min_organisations=fields["min_organisations"] or None,
         )
     except InvalidInput as failed:
         context = await _dashboard_context(request, slug)
@@ -118,7 +133,7 @@ async def change_status(request: Request) -> Response:
     user = await require_organiser(request)
     slug = request.path_params["slug"]
     action = (await form_fields(request, "action"))["action"]
-    await request.app.state.database.run(organising.change_status, user.id, slug, action)
+    await request.app.state.database.write(organising.change_status, user.id, slug, action)
     return redirect(f"/organise/{slug}?saved={action}")
 
 
@@ -157,7 +172,7 @@ async def create(request: Request) -> Response:
     try:
         if errors:
             raise InvalidInput(errors)
-        consultation = await request.app.state.database.run(
+        consultation = await request.app.state.database.write(
             organising.create_from_document,
             user.id,
             data,
@@ -206,7 +221,7 @@ async def revise(request: Request) -> Response:
     slug, number = request.path_params["slug"], request.path_params["number"]
     fields = await form_fields(request, "heading", "text", "reason")
     try:
-        await request.app.state.database.run(
+        await request.app.state.database.write(
             organising.revise_clause,
             user.id,
             slug,
@@ -253,7 +268,7 @@ async def moderate(request: Request) -> Response:
     amendment_id = int(request.path_params["amendment_id"])
     slug = request.path_params["slug"] = await _slug_of(request, amendment_id)
     try:
-        await request.app.state.database.run(
+        await request.app.state.database.write(
             organising.moderate, user.id, amendment_id, fields["action"], fields["reason"]
         )
     except InvalidInput as failed:
@@ -274,13 +289,11 @@ async def _slug_of(request: Request, amendment_id: int) -> str:
 
 
 async def decisions(request: Request, errors: dict | None = None) -> Response:
-    """After closing: each ranked amendment with accept and reject forms."""
+    """After closing: the outcome per clause, then each ranked amendment to accept or reject."""
     await require_organiser(request)
     slug = request.path_params["slug"]
 
     def load(session):
-        from app.reporting import build_report
-
         consultation = queries.consultation_by_slug(session, slug, include_drafts=True)
         return build_report(session, consultation)
 
@@ -295,18 +308,108 @@ async def decisions(request: Request, errors: dict | None = None) -> Response:
 
 @csrf_protected
 async def decide(request: Request) -> Response:
-    """Accept or reject one amendment with a published reason."""
+    """Accept or reject one amendment with a published reason.
+
+    A refusal (two accepted changes to one clause, an amendment written against an
+    older version) is shown next to that amendment with the way to resolve it.
+    """
     user = await require_organiser(request)
     amendment_id = int(request.path_params["amendment_id"])
     fields = await form_fields(request, "decision", "reason")
     slug = request.path_params["slug"] = await _slug_of(request, amendment_id)
     try:
-        await request.app.state.database.run(
+        await request.app.state.database.write(
             organising.decide, user.id, amendment_id, fields["decision"], fields["reason"]
         )
-    except InvalidInput as failed:
+    except (InvalidInput, Conflict) as failed:
         return await decisions(request, {f"reason-{amendment_id}": failed.message})
     return redirect(f"/organise/{slug}/decisions#decide-{amendment_id}")
+
+
+async def _final_wording_context(request: Request, form: dict | None, errors: dict) -> dict:
+    slug, number = request.path_params["slug"], request.path_params["number"]
+
+    def load(session):
+        consultation = queries.consultation_by_slug(session, slug, include_drafts=True)
+        return build_report(session, consultation)
+
+    report = await request.app.state.database.run(load)
+    result = next((r for r in report.outcome.clauses if r.clause.number == number), None)
+    if result is None:
+        raise NotFound(f"There is no clause {number} in this consultation.")
+    rows = [
+        row
+        for row in report.rows
+        if row.ranked.clause_ref == number and row.ranked.kind in ("change", "delete")
+    ]
+    if form is None:
+        chosen = [row for row in rows if row.decision == "accepted"] or [
+            row for row in rows if row.leading
+        ]
+        body = result.consolidated[0]
+        form = {
+            "heading": body.heading if result.final_wording else result.clause.heading,
+            "text": (
+                result.final_wording.text
+                if result.final_wording
+                else (chosen[0].amendment.proposed_text if chosen else result.clause.text)
+            ),
+            "amendments": [str(row.amendment.id) for row in chosen],
+            "reason": "",
+        }
+    return {
+        "consultation": report.consultation,
+        "result": result,
+        "rows": rows,
+        "form": form,
+        "errors": errors,
+    }
+
+
+async def final_wording_form(request: Request) -> Response:
+    """Both texts side by side and a form for the final wording of one clause."""
+    await require_organiser(request)
+    context = await _final_wording_context(request, None, {})
+    return await render(request, "organise/final_wording.html", context)
+
+
+@csrf_protected
+async def final_wording(request: Request) -> Response:
+    """Save the final wording of a clause, accepting the amendments it reconciles."""
+    user = await require_organiser(request)
+    slug, number = request.path_params["slug"], request.path_params["number"]
+    form = await request.form()
+    fields = {
+        k: form.get(k) if isinstance(form.get(k), str) else ""
+        for k in ("heading", "text", "reason")
+    }
+    chosen = [v for v in form.getlist("amendments") if isinstance(v, str)]
+    errors: dict[str, str] = {}
+    ids = []
+    for value in chosen:
+        if value.isdigit() and len(value) < 12:
+            ids.append(int(value))
+        else:
+            errors["amendments"] = "Choose amendments from the list"
+    try:
+        if errors:
+            raise InvalidInput(errors)
+        await request.app.state.database.write(
+            organising.write_final_wording,
+            user.id,
+            slug,
+            number,
+            heading=fields["heading"],
+            text=fields["text"],
+            amendment_ids=ids,
+            reason=fields["reason"],
+        )
+    except InvalidInput as failed:
+        context = await _final_wording_context(
+            request, {**fields, "amendments": chosen}, {**errors, **failed.errors}
+        )
+        return await render(request, "organise/final_wording.html", context, status_code=422)
+    return redirect(f"/organise/{slug}/decisions?saved=final#clause-{number}")
 
 
 async def audit_log(request: Request) -> Response:

@@ -8,12 +8,13 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from app import ballots, queries
+from app import queries
 from app.auth import current_user, role_of
 from app.errors import Conflict, NotAllowed, NotFound
 from app.exports import FORMATS, export_stream
 from app.models import Consultation
-from app.reporting import ballot_rows, build_report
+from app.reporting import build_report
+from app.tallies import ballot_file as ballot_file_chunks
 from app.web import render
 
 
@@ -63,16 +64,10 @@ async def download(request: Request) -> Response:
 
 
 async def ballot_file(request: Request) -> Response:
-    """The ballot file, streamed straight from the database."""
+    """The ballot file frozen at closing, streamed in chunks without pinning a connection."""
     consultation = await _visible_consultation(request)
-    database = request.app.state.database
-
-    def lines():
-        with database.session() as session:
-            yield from ballots.csv_lines(ballot_rows(session, consultation))
-
     return StreamingResponse(
-        lines(),
+        ballot_file_chunks(request.app.state.database, consultation),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{consultation.slug}-ballots.csv"'},
     )

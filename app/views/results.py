@@ -1,4 +1,4 @@
-"""The live ranking of a consultation's amendments."""
+"""The live ranking of a consultation's amendments, while voting is open."""
 
 from __future__ import annotations
 
@@ -6,23 +6,60 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app import queries
-from app.ranking import MIN_GROUP_SIZE, SINGLE_ORGANISATION_SHARE
+from app.lifecycle import results_visible
+from app.ranking import (
+    MIN_GROUP_SIZE,
+    ORGANISATION_VOTE_CAP,
+    SINGLE_ORGANISATION_SHARE,
+)
+from app.reporting import build_report
 from app.web import redirect, render
 
 
 async def results(request: Request) -> Response:
-    """Ranked amendments per clause, with shares, intervals, consensus and the leading amendment."""
-    page = await request.app.state.database.run(queries.results_page, request.path_params["slug"])
-    if page.consultation.status in ("closed", "published"):
+    """Ranked amendments and the outcome so far per clause, unless organisers hid them."""
+    slug = request.path_params["slug"]
+    database = request.app.state.database
+    consultation = await database.run(queries.consultation_by_slug, slug)
+    if consultation.status in ("closed", "published"):
         # Once closed the report takes over: organisers see it at once, everyone on publication.
-        return redirect(f"/consultations/{page.consultation.slug}/report")
+        return redirect(f"/consultations/{consultation.slug}/report")
+    visible = results_visible(consultation.status, consultation.live_results)
+    report = await database.run(build_report, consultation) if visible else None
     return await render(
         request,
         "results/results.html",
         {
-            "page": page,
-            "consultation": page.consultation,
+            "report": report,
+            "consultation": consultation,
             "min_group": MIN_GROUP_SIZE,
             "single_share": int(SINGLE_ORGANISATION_SHARE * 100),
+            "vote_cap": ORGANISATION_VOTE_CAP,
+        },
+    )
+
+
+async def how_ranking_works(request: Request) -> Response:
+    """The ranking rule in plain English, with a worked example and the exact formulas."""
+    from app.ranking import AmendmentTally, Counts, rank
+
+    example = rank(
+        [
+            AmendmentTally(
+                "A1",
+                "4",
+                {"Org A": Counts(6, 1), "Org B": Counts(3, 2), "Org C": Counts(0, 2)},
+            ),
+            AmendmentTally("A2", "4", {"Org A": Counts(40, 0), "Org B": Counts(0, 1)}),
+        ]
+    )
+    return await render(
+        request,
+        "results/how_ranking_works.html",
+        {
+            "example": example,
+            "min_group": MIN_GROUP_SIZE,
+            "single_share": int(SINGLE_ORGANISATION_SHARE * 100),
+            "vote_cap": ORGANISATION_VOTE_CAP,
         },
     )

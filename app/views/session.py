@@ -61,7 +61,7 @@ async def provider_callback(request: Request) -> Response:
     provider = _provider(request)
     identity = await oidc.finish(request, request.app.state.oauth, provider)
     next_path = safe_next(request.session.get(SESSION_NEXT))
-    user = await request.app.state.database.run(
+    user = await request.app.state.database.write(
         record_sign_in,
         issuer=identity.issuer,
         subject=identity.subject,
@@ -82,7 +82,7 @@ async def demo_sign_in(request: Request) -> Response:
     persona = personas.get(fields["persona"])
     if persona is None:
         raise NotAllowed("Choose one of the demo personas listed on the sign-in page.")
-    user = await request.app.state.database.run(demo_user, persona)
+    user = await request.app.state.database.write(demo_user, persona)
     start_session(request, user)
     return redirect(safe_next(fields["next"]))
 

@@ -23,14 +23,17 @@ async def vote(request: Request) -> Response:
     if user is None:
         raise NotAllowed("Sign in to vote on amendments.")
     stance = (await form_fields(request, "stance"))["stance"]
+    database = request.app.state.database
+    # The vote is one short write transaction; what the widget shows afterwards is read
+    # outside it, so that the write lock is held for the vote alone.
+    await database.write(cast_vote, user.id, amendment_id, None if stance == "withdraw" else stance)
 
-    def act(session):
-        cast_vote(session, user.id, amendment_id, None if stance == "withdraw" else stance)
+    def show(session):
         row = queries.amendment_row(session, amendment_id, user.id)
         consultation = session.get(Consultation, row.amendment.consultation_id)
         return row, consultation, queries.clause_page_address(session, row.amendment)
 
-    row, consultation, (slug, number) = await request.app.state.database.run(act)
+    row, consultation, (slug, number) = await database.run(show)
     if not is_htmx(request):
         return redirect(f"{clause_url(slug, number)}?voted={amendment_id}#amendment-{amendment_id}")
     refusal = vote_refusal(

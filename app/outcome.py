@@ -1,0 +1,364 @@
+"""Pure: the outcome per clause and the consolidated text, from one function. No I/O.
+
+DESIGN.md, "Outcome per clause". The alternatives for a clause are keeping the
+current wording and each change or deletion of it; each proposed new clause is a
+separate yes/no question. The table of outcomes and the consolidated text are
+two views of the same ``ClauseResult`` objects, so they cannot disagree.
+
+Before any decision the text shows every leading change and every carried new
+clause. Once organisers have decided anything, it shows exactly what they
+accepted, and a clause whose accepted changes conflict (two changes, or one
+written against an older version of the clause) keeps its current wording and
+is marked unresolved until an organiser writes its final wording.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from app.ranking import (
+    DEFAULT_RULES,
+    OTHER,
+    SMALL_NUMBER,
+    AmendmentTally,
+    RankedAmendment,
+    Rules,
+    rank,
+)
+from app.textdiff import Segment, word_diff
+
+
+@dataclass(frozen=True)
+class ClauseText:
+    """A clause's current wording."""
+
+    number: str
+    heading: str
+    text: str
+    version: int = 1
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What an amendment proposes, and the organisers' decision on it (None: undecided)."""
+
+    ref: str
+    clause_ref: str
+    kind: str  # "change", "delete" or "insert"
+    heading: str | None
+    text: str
+    target_version: int = 1
+    decision: str | None = None  # "accepted" or "rejected"
+
+
+@dataclass(frozen=True)
+class FinalWording:
+    """Wording an organiser wrote for a clause after closing, reconciling amendments."""
+
+    clause_ref: str
+    heading: str
+    text: str
+    refs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Robustness:
+    """Whether a lead survives removing any one organisation's votes.
+
+    ``named`` are the organisations it depends on that gave at least SMALL_NUMBER votes
+    on the leading amendment; ``unnamed`` counts the others (never named: too few).
+    """
+
+    holds: bool
+    named: tuple[str, ...] = ()
+    unnamed: int = 0
+
+    @property
+    def summary(self) -> str:
+        if self.holds:
+            return "Still leads with any one organisation's votes removed"
+        parts = [f"this lead depends on votes from {name}" for name in self.named]
+        if self.unnamed:
+            parts.append(
+                "this lead depends on one organisation"
+                if self.unnamed == 1 and not self.named
+                else f"it also depends on {self.unnamed} other organisation"
+                + ("s" if self.unnamed > 1 else "")
+            )
+        text = "; ".join(parts)
+        return text[0].upper() + text[1:]
+
+
+@dataclass(frozen=True)
+class ConsolidatedClause:
+    """One clause of the consolidated text, as clean text and as tracked changes."""
+
+    number: str
+    heading: str
+    text: str
+    segments: list[Segment]
+    amendments: list[str] = field(default_factory=list)
+    deleted: bool = False
+    inserted: bool = False
+    by_organisers: bool = False
+
+
+@dataclass(frozen=True)
+class NewClauseQuestion:
+    """A proposed new clause: adopted or not, by votes or by decision."""
+
+    amendment: RankedAmendment
+    adopted: bool
+    robustness: Robustness | None
+
+
+@dataclass(frozen=True)
+class ClauseResult:
+    """Everything the outcome table says about one clause, and its consolidated text."""
+
+    clause: ClauseText
+    leading: RankedAmendment | None
+    runner_up: RankedAmendment | None
+    too_close_to_call: bool
+    robustness: Robustness | None
+    new_clauses: list[NewClauseQuestion]
+    applied: list[str]
+    final_wording: FinalWording | None
+    unresolved: str | None
+    consolidated: list[ConsolidatedClause]
+
+    @property
+    def summary(self) -> str:
+        """The outcome in words, as the table shows it."""
+        if self.unresolved:
+            return f"Unresolved: {self.unresolved}"
+        if self.final_wording is not None:
+            refs = ", ".join(self.final_wording.refs)
+            return "Final wording written by the organisers" + (f" from {refs}" if refs else "")
+        if self.applied:
+            ref = self.applied[0]
+            deleted = self.consolidated and self.consolidated[0].deleted
+            return f"{'Deleted' if deleted else 'Changed'} by amendment {ref[1:]}"
+        return "Current wording stands"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The whole consultation's outcome: one result per clause, in clause order."""
+
+    clauses: list[ClauseResult]
+    uses_decisions: bool
+
+    @property
+    def consolidated(self) -> list[ConsolidatedClause]:
+        return [c for result in self.clauses for c in result.consolidated]
+
+    @property
+    def unresolved(self) -> list[ClauseResult]:
+        return [r for r in self.clauses if r.unresolved]
+
+    def leading_refs(self) -> set[str]:
+        refs = {r.leading.ref for r in self.clauses if r.leading}
+        refs |= {q.amendment.ref for r in self.clauses for q in r.new_clauses if q.adopted}
+        return refs
+
+
+def _competes(amendment: RankedAmendment) -> bool:
+    return amendment.kind in ("change", "delete")
+
+
+def robustness(
+    leader: RankedAmendment,
+    rivals: Sequence[RankedAmendment],
+    rules: Rules,
+    still_leads,
+) -> Robustness:
+    """Remove each organisation's votes in turn (from every rival too) and see who leads.
+
+    ``still_leads(ranked)`` says whether ``leader`` still leads among the re-ranked
+    amendments. "other" is many small organisations, not one, so it is not removed.
+    """
+    groups = sorted({g for a in (leader, *rivals) for g in a.by_group if g != OTHER})
+    named: list[str] = []
+    unnamed = 0
+    for group in groups:
+        tallies = [
+            AmendmentTally(
+                a.ref, a.clause_ref, {g: c for g, c in a.by_group.items() if g != group}, a.kind
+            )
+            for a in (leader, *rivals)
+        ]
+        if not still_leads(rank(tallies, rules)):
+            if leader.by_group.get(group) and leader.by_group[group].total >= SMALL_NUMBER:
+                named.append(group)
+            else:
+                unnamed += 1
+    return Robustness(holds=not named and not unnamed, named=tuple(named), unnamed=unnamed)
+
+
+def leading_change(
+    ranked: Sequence[RankedAmendment],
+) -> tuple[RankedAmendment | None, RankedAmendment | None, bool]:
+    """(leading change, next alternative with enough evidence, too close to call).
+
+    ``ranked`` are one clause's changes and deletions in rank order. The leader is the
+    highest-ranked that carries; the next alternative is the next-ranked with enough
+    evidence; too close when their intervals overlap.
+    """
+    leader = next((a for a in ranked if a.carries), None)
+    if leader is None:
+        return None, None, False
+    runner_up = next((a for a in ranked if a is not leader and a.enough_evidence), None)
+    close = runner_up is not None and leader.interval[0] <= runner_up.interval[1]
+    return leader, runner_up, close
+
+
+def _clause_vote_result(changes: list[RankedAmendment], rules: Rules):
+    leader, runner_up, close = leading_change(changes)
+    if leader is None:
+        return leader, runner_up, close, None
+    rivals = [a for a in changes if a is not leader]
+
+    def still_leads(reranked):
+        new_leader, _, _ = leading_change(reranked)
+        return new_leader is not None and new_leader.ref == leader.ref
+
+    return leader, runner_up, close, robustness(leader, rivals, rules, still_leads)
+
+
+def _new_clause_question(amendment: RankedAmendment, rules: Rules) -> NewClauseQuestion:
+    if not amendment.carries:
+        return NewClauseQuestion(amendment, False, None)
+
+    def still_carries(reranked):
+        return reranked[0].carries
+
+    return NewClauseQuestion(amendment, True, robustness(amendment, [], rules, still_carries))
+
+
+def _changed(clause: ClauseText, heading: str, text: str, refs, by_organisers=False):
+    if not text:
+        return ConsolidatedClause(
+            clause.number,
+            clause.heading,
+            "",
+            [Segment("delete", clause.text)],
+            list(refs),
+            deleted=True,
+            by_organisers=by_organisers,
+        )
+    return ConsolidatedClause(
+        clause.number,
+        heading or clause.heading,
+        text,
+        word_diff(clause.text, text),
+        list(refs),
+        by_organisers=by_organisers,
+    )
+
+
+def clause_outcomes(
+    ranked: Sequence[RankedAmendment],
+    clauses: Sequence[ClauseText],
+    proposals: Mapping[str, Proposal] | None = None,
+    final_wordings: Iterable[FinalWording] = (),
+    rules: Rules = DEFAULT_RULES,
+) -> Outcome:
+    """The outcome per clause and the consolidated text, one ``ClauseResult`` per clause.
+
+    Without ``proposals`` (as from a ballot file alone) the vote-based outcome is
+    complete but the consolidated text keeps every clause's current wording.
+    """
+    proposals = proposals or {}
+    finals = {f.clause_ref: f for f in final_wordings}
+    uses_decisions = any(p.decision for p in proposals.values()) or bool(finals)
+    by_clause: dict[str, list[RankedAmendment]] = {c.number: [] for c in clauses}
+    for amendment in sorted(ranked, key=lambda a: a.rank):
+        by_clause.setdefault(amendment.clause_ref, []).append(amendment)
+    results = []
+    for clause in clauses:
+        amendments = by_clause.get(clause.number, [])
+        changes = [a for a in amendments if _competes(a)]
+        leader, runner_up, close, robust = _clause_vote_result(changes, rules)
+        questions = [_new_clause_question(a, rules) for a in amendments if a.kind == "insert"]
+
+        unresolved = None
+        applied: list[str] = []
+        final = finals.get(clause.number)
+        if uses_decisions:
+            accepted = [
+                a.ref
+                for a in changes
+                if a.ref in proposals and proposals[a.ref].decision == "accepted"
+            ]
+            if final is not None:
+                body = _changed(clause, final.heading, final.text, final.refs, by_organisers=True)
+                applied = list(final.refs)
+            elif len(accepted) > 1:
+                unresolved = (
+                    f"amendments {', '.join(r[1:] for r in accepted)} were all accepted; "
+                    "an organiser must reject one or write the final wording"
+                )
+            elif accepted and proposals[accepted[0]].target_version != clause.version:
+                unresolved = (
+                    f"amendment {accepted[0][1:]} was written against version "
+                    f"{proposals[accepted[0]].target_version} of the clause, which has since "
+                    "been revised; an organiser must choose the final wording"
+                )
+            elif accepted:
+                applied = accepted
+            inserts = [
+                q.amendment.ref
+                for q in questions
+                if proposals.get(q.amendment.ref)
+                and proposals[q.amendment.ref].decision == "accepted"
+            ]
+        else:
+            if leader is not None and leader.ref in proposals:
+                applied = [leader.ref]
+            inserts = [q.amendment.ref for q in questions if q.adopted]
+
+        if final is not None and uses_decisions:
+            pass  # body set above
+        elif applied:
+            proposal = proposals[applied[0]]
+            body = _changed(clause, proposal.heading or "", proposal.text, applied)
+        else:
+            body = ConsolidatedClause(
+                clause.number, clause.heading, clause.text, [Segment("equal", clause.text)]
+            )
+        consolidated = [body]
+        for i, ref in enumerate(r for r in inserts if r in proposals):
+            letter = chr(ord("A") + i) if i < 26 else str(i + 1)
+            proposal = proposals[ref]
+            consolidated.append(
+                ConsolidatedClause(
+                    f"{clause.number}.{letter}",
+                    proposal.heading or "New clause",
+                    proposal.text,
+                    [Segment("insert", proposal.text)],
+                    [ref],
+                    inserted=True,
+                )
+            )
+        results.append(
+            ClauseResult(
+                clause=clause,
+                leading=leader,
+                runner_up=runner_up,
+                too_close_to_call=close,
+                robustness=robust,
+                new_clauses=questions,
+                applied=applied,
+                final_wording=final if uses_decisions else None,
+                unresolved=unresolved,
+                consolidated=consolidated,
+            )
+        )
+    return Outcome(results, uses_decisions)
+
+
+def suppress_small(count: int, threshold: int = SMALL_NUMBER) -> int | str:
+    """Small-number suppression: counts below the threshold are shown as "fewer than 5"."""
+    return count if count >= threshold else f"fewer than {threshold}"
