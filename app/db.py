@@ -93,7 +93,7 @@ def make_engine(url: str, lock_timeout: float | None = None) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, **options)
 
 
-def make_write_engine(url: str, lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> Engine:
+def make_write_engine(url: str, lock_timeout: float | None = None) -> Engine:
     """An SQLite engine whose transactions take the write lock up front (BEGIN IMMEDIATE).
 
     One pooled connection per process: SQLite has one writer at a time anyway, and
@@ -101,8 +101,9 @@ def make_write_engine(url: str, lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> E
     busy handler would have them poll. Other processes (``--workers``) queue on the
     busy timeout. A writer that waits longer than ``lock_timeout`` for either gets Busy.
     """
+    timeout = LOCK_TIMEOUT_SECONDS if lock_timeout is None else lock_timeout
     return _sqlite_engine(
-        url, "BEGIN IMMEDIATE", lock_timeout, pool_size=1, max_overflow=0, pool_timeout=lock_timeout
+        url, "BEGIN IMMEDIATE", timeout, pool_size=1, max_overflow=0, pool_timeout=timeout
     )
 
 
@@ -145,13 +146,14 @@ class Database:
     for any transaction that writes (see the module docstring for why they differ).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, lock_timeout: float | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url, lock_timeout=LOCK_TIMEOUT_SECONDS)
+        lock_timeout = LOCK_TIMEOUT_SECONDS if lock_timeout is None else lock_timeout
+        self.engine = make_engine(url, lock_timeout=lock_timeout)
         # PostgreSQL needs no second engine: row locks, not BEGIN, serialise its writers.
         # Nor does an in-memory SQLite database, which a second engine would not share.
         separate = url.startswith("sqlite") and not _in_memory(url)
-        self.write_engine = make_write_engine(url) if separate else self.engine
+        self.write_engine = make_write_engine(url, lock_timeout) if separate else self.engine
 
     def session(self) -> Session:
         """A new session (deferred BEGIN); objects stay readable after commit."""

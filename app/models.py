@@ -173,6 +173,36 @@ class Vote(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class Voter(SQLModel, table=True):
+    """A participant who has voted in a consultation, and the organisation they vote for.
+
+    The organisation is fixed by the first vote, so that a later sign-in from another
+    domain never moves votes already cast between organisations. ``votes`` counts the
+    person's current votes here; with none they no longer count as a participant.
+    """
+
+    consultation_id: int = Field(foreign_key="consultation.id", primary_key=True)
+    user_id: int = Field(foreign_key="user_account.id", primary_key=True)
+    organisation_id: int | None = Field(default=None, foreign_key="organisation.id")
+    votes: int = 0
+
+
+class VoteTally(SQLModel, table=True):
+    """Supports and opposes per amendment and organisation, kept up to date with every vote.
+
+    Pages and reports read these counts instead of the vote table, so their cost does
+    not grow with the number of votes; tests prove they always equal a recount.
+    """
+
+    __tablename__ = "vote_tally"
+
+    amendment_id: int = Field(foreign_key="amendment.id", primary_key=True)
+    # 0 stands for "no organisation" (a key column cannot be NULL).
+    organisation_id: int = Field(primary_key=True)
+    supports: int = 0
+    opposes: int = 0
+
+
 class AmendmentFlag(SQLModel, table=True):
     """A participant's report that an amendment breaks the rules, for moderators to review."""
 

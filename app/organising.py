@@ -26,7 +26,7 @@ from app.models import (
 )
 from app.queries import clause_with_version, consultation_by_slug
 from app.reporting import build_report
-from app.services import import_document
+from app.services import import_document, lock_consultation
 from app.tallies import amendment_ref, freeze_ballots
 
 MAX_REASON_CHARS = 1000
@@ -66,18 +66,14 @@ def _consultation(session: Session, slug: str) -> Consultation:
 
 
 def _locked(session: Session, consultation_id: int) -> Consultation:
-    """The consultation row, locked against votes and lifecycle changes until commit.
+    """The consultation row, locked exclusively until commit (see services.lock_consultation).
 
-    On PostgreSQL votes hold the row FOR SHARE, so this waits for votes in flight and
-    makes later ones wait and then see the new status. SQLite write transactions
-    begin IMMEDIATE, which serialises them anyway.
+    Votes hold it shared, so this waits for votes in flight and makes later ones wait
+    and then see the new status: nothing is accepted after the moment of closing.
     """
-    consultation = session.exec(
-        select(Consultation)
-        .where(Consultation.id == consultation_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
+    consultation = lock_consultation(session, consultation_id, update=True)
+    if consultation is None:
+        raise NotFound("There is no consultation at this address.")
     return consultation
 
 

@@ -6,7 +6,7 @@ import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import and_, case, func, union
+from sqlalchemy import and_, func, union
 from sqlmodel import Session, col, select
 
 from app.errors import NotFound
@@ -21,6 +21,7 @@ from app.models import (
     OrganisationDomain,
     User,
     Vote,
+    VoteTally,
 )
 from app.tallies import amendment_ref
 
@@ -176,40 +177,34 @@ def author_labels(session: Session, user_ids: set[int]) -> dict[int, AuthorLabel
     }
 
 
-def amendment_rows(
-    session: Session,
-    clause_id: int,
-    viewer_id: int | None,
-    include_own_withdrawn: bool = True,
-) -> list[AmendmentRow]:
-    """Listed amendments on one clause, vote counts (summed in SQL) and the viewer's vote."""
-    statuses = list(LISTED_STATUSES)
-    query = (
-        select(Amendment, ClauseVersion)
-        .join(ClauseVersion, col(ClauseVersion.id) == Amendment.clause_version_id)
-        .where(Amendment.clause_id == clause_id)
-        .order_by(col(Amendment.created_at).desc(), col(Amendment.id).desc())
-    )
-    if viewer_id is not None and include_own_withdrawn:
-        query = query.where(
-            col(Amendment.status).in_(statuses)
-            | (
-                (Amendment.author_id == viewer_id)
-                & col(Amendment.status).in_(("withdrawn", "hidden"))
-            )
-        )
-    else:
-        query = query.where(col(Amendment.status).in_(statuses))
-    pairs = list(session.exec(query))
-    if not pairs:
+def _visible_on_clause(clause_id: int, viewer_id: int | None):
+    """Listed amendments on a clause, and the viewer's own withdrawn or hidden ones."""
+    listed = col(Amendment.status).in_(LISTED_STATUSES)
+    if viewer_id is None:
+        return and_(Amendment.clause_id == clause_id, listed)
+    own = and_(Amendment.author_id == viewer_id, col(Amendment.status).in_(("withdrawn", "hidden")))
+    return and_(Amendment.clause_id == clause_id, listed | own)
+
+
+def rows_for(session: Session, ids: list[int], viewer_id: int | None) -> list[AmendmentRow]:
+    """These amendments, in this order, with counts (summed in SQL) and the viewer's vote."""
+    if not ids:
         return []
-    ids = [a.id for a, _ in pairs]
+    pairs = {
+        amendment.id: (amendment, target)
+        for amendment, target in session.exec(
+            select(Amendment, ClauseVersion)
+            .join(ClauseVersion, col(ClauseVersion.id) == Amendment.clause_version_id)
+            .where(col(Amendment.id).in_(ids))
+        )
+    }
     counts = vote_counts(session, ids)
     mine = my_votes(session, ids, viewer_id)
-    labels = author_labels(session, {a.author_id for a, _ in pairs})
+    labels = author_labels(session, {a.author_id for a, _ in pairs.values()})
     rows = []
-    for amendment, target in pairs:
-        supports, opposes = counts.get(amendment.id, (0, 0))
+    for amendment_id in ids:
+        amendment, target = pairs[amendment_id]
+        supports, opposes = counts.get(amendment_id, (0, 0))
         rows.append(
             AmendmentRow(
                 amendment=amendment,
@@ -217,7 +212,7 @@ def amendment_rows(
                 target=target,
                 supports=supports,
                 opposes=opposes,
-                my_vote=mine.get(amendment.id),
+                my_vote=mine.get(amendment_id),
             )
         )
     return rows
@@ -245,17 +240,13 @@ def amendment_row(session: Session, amendment_id: int, viewer_id: int | None) ->
 
 
 def vote_counts(session: Session, amendment_ids: list[int]) -> dict[int, tuple[int, int]]:
-    """Supports and opposes per amendment, counted by the database."""
+    """Supports and opposes per amendment, from the counts kept with every vote."""
     if not amendment_ids:
         return {}
     query = (
-        select(
-            Vote.amendment_id,
-            func.sum(case((Vote.stance == "support", 1), else_=0)),
-            func.sum(case((Vote.stance == "oppose", 1), else_=0)),
-        )
-        .where(col(Vote.amendment_id).in_(amendment_ids))
-        .group_by(Vote.amendment_id)
+        select(VoteTally.amendment_id, func.sum(VoteTally.supports), func.sum(VoteTally.opposes))
+        .where(col(VoteTally.amendment_id).in_(amendment_ids))
+        .group_by(VoteTally.amendment_id)
     )
     return {aid: (int(s), int(o)) for aid, s, o in session.exec(query)}
 
@@ -290,12 +281,18 @@ SORTS = {
 SORTS_WHILE_HIDDEN = ("shuffled", "newest")
 
 
+PAGE_SIZE = 20
+
+
 @dataclass
 class ClausePage:
     consultation: Consultation
     clause: Clause
     version: ClauseVersion
     amendments: list[AmendmentRow]
+    total: int
+    page: int
+    pages: int
     results_visible: bool
     sort: str
     previous: str | None
@@ -307,6 +304,32 @@ def shuffle_key(seed: str, amendment_id: int) -> str:
     return hashlib.sha256(f"{seed}:{amendment_id}".encode()).hexdigest()
 
 
+def _ordered_ids(
+    session: Session, consultation: Consultation, clause_id: int, viewer_id, sort: str, seed: str
+) -> list[int]:
+    """The ids of the amendments a clause page lists, in the requested order (ids only)."""
+    ids = list(
+        session.exec(
+            select(Amendment.id)
+            .where(_visible_on_clause(clause_id, viewer_id))
+            .order_by(col(Amendment.created_at).desc(), col(Amendment.id).desc())
+        )
+    )
+    if sort == "shuffled":
+        ids.sort(key=lambda i: shuffle_key(seed, i))
+    elif sort == "supported":
+        counts = vote_counts(session, ids)
+        ids.sort(key=lambda i: (-counts.get(i, (0, 0))[0], counts.get(i, (0, 0))[1], -i))
+    elif sort == "ranked":
+        from app.ranking import rank
+        from app.tallies import live_tallies, rules_of
+
+        ranked = rank(live_tallies(session, consultation.id, clause_id), rules_of(consultation))
+        order = {a.ref: a.rank for a in ranked}
+        ids.sort(key=lambda i: (order.get(amendment_ref(i), len(order) + 1), -i))
+    return ids
+
+
 def clause_page(
     session: Session,
     slug: str,
@@ -314,31 +337,24 @@ def clause_page(
     viewer_id: int | None,
     sort: str,
     seed: str = "",
+    page: int = 1,
 ) -> ClausePage:
-    """Everything the clause page shows, with amendments in the requested order.
+    """One page of a clause's amendments, in the requested order, of bounded size.
 
     The default order is a shuffle that is stable for each visitor (DESIGN.md, "Fair
     exposure"); sorting by support or by rank exists only where results are visible.
+    Only the ids of the clause's amendments are read to order them; full rows, counts
+    and the viewer's votes are read for the PAGE_SIZE amendments shown.
     """
     consultation = consultation_by_slug(session, slug)
     clause, version = clause_with_version(session, consultation.id, number)
-    rows = amendment_rows(session, clause.id, viewer_id)
     visible = results_visible(consultation.status, consultation.live_results)
     if sort not in SORTS or (not visible and sort not in SORTS_WHILE_HIDDEN):
         sort = "shuffled"
-    if sort == "shuffled":
-        rows.sort(key=lambda r: shuffle_key(seed, r.amendment.id))
-    elif sort == "supported":
-        rows.sort(key=lambda r: (-r.supports, r.opposes, -r.amendment.id))
-    elif sort == "ranked":
-        from app.ranking import rank
-        from app.tallies import live_tallies, rules_of
-
-        order = {
-            a.ref: a.rank
-            for a in rank(live_tallies(session, consultation.id, clause.id), rules_of(consultation))
-        }
-        rows.sort(key=lambda r: order.get(amendment_ref(r.amendment.id), len(order) + 1))
+    ids = _ordered_ids(session, consultation, clause.id, viewer_id, sort, seed)
+    pages = max(1, -(-len(ids) // PAGE_SIZE))
+    page = min(max(1, page), pages)
+    shown = ids[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     numbers = [
         n
         for n in session.exec(
@@ -352,7 +368,10 @@ def clause_page(
         consultation=consultation,
         clause=clause,
         version=version,
-        amendments=rows,
+        amendments=rows_for(session, shown, viewer_id),
+        total=len(ids),
+        page=page,
+        pages=pages,
         results_visible=visible,
         sort=sort,
         previous=numbers[index - 1] if index > 0 else None,

@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import distinct, exists, func
+from sqlalchemy import and_, distinct, exists, func
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -26,6 +26,7 @@ from app.models import (
     Organisation,
     User,
     Vote,
+    Voter,
 )
 from app.outcome import ClauseText, Outcome, Proposal, clause_outcomes, suppress_small
 from app.outcome import FinalWording as FinalText
@@ -40,6 +41,7 @@ from app.tallies import (
     voters_by_organisation,
 )
 
+WITHHELD_TEXT = "[Text withheld by the moderators after voting closed.]"
 OTHER_LABEL = "Other organisations (fewer than 5 participants each)"
 
 
@@ -156,7 +158,8 @@ def build_report(session: Session, consultation: Consultation) -> Report:
             clause_ref=r.clause_ref,
             kind=r.kind,
             heading=a.proposed_heading,
-            text=a.proposed_text,
+            # Text a moderator withheld after closing stays out of every output.
+            text=WITHHELD_TEXT if a.withheld and a.proposed_text else a.proposed_text,
             target_version=a.version,
             decision=a.status if a.status in ("accepted", "rejected") else None,
         )
@@ -217,10 +220,19 @@ def _voters_by_group(session: Session, consultation: Consultation, frozen: bool)
 
 def _proposers_by_organisation(session: Session, consultation_id: int, only_non_voters: bool):
     """Distinct proposers per organisation; optionally only those who cast no vote here."""
+    # The organisation a person counts for here was fixed when they first took part
+    # (app.tallies.participate), so a later sign-in from elsewhere changes nothing.
     query = (
         select(Organisation.name, func.count(distinct(Amendment.author_id)))
         .join(User, col(User.id) == Amendment.author_id)
-        .outerjoin(Organisation, col(Organisation.id) == User.organisation_id)
+        .outerjoin(
+            Voter,
+            and_(Voter.user_id == Amendment.author_id, Voter.consultation_id == consultation_id),
+        )
+        .outerjoin(
+            Organisation,
+            col(Organisation.id) == func.coalesce(Voter.organisation_id, User.organisation_id),
+        )
         .where(Amendment.consultation_id == consultation_id, Amendment.status != "withdrawn")
         .group_by(Organisation.name)
     )

@@ -17,8 +17,8 @@ from app.services import (
     clause_ids_by_number,
     import_document,
     record_sign_in,
-    store_vote,
 )
+from app.tallies import change_vote
 
 DEMO_ISSUER = "urn:redline:demo"
 
@@ -185,7 +185,7 @@ def seed_demo(session: Session, seed_dir: Path) -> SeedReport:
             voters = iter(users_by_domain[domain])
             for stance in ("support", "oppose"):
                 for _ in range(stances.get(stance, 0)):
-                    store_vote(session, amendment.id, next(voters).id, stance)
+                    change_vote(session, consultation.id, amendment.id, next(voters).id, stance)
                     report.votes += 1
         session.commit()
     return report

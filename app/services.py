@@ -2,12 +2,13 @@
 
 Run them with ``Database.write`` (or ``write_call``). On SQLite that begins with
 BEGIN IMMEDIATE, so writers queue for the one write lock. On PostgreSQL each takes
-row locks before it checks the rules, so that no vote or proposal is accepted after
+locks before it checks the rules, so that no vote or proposal is accepted after
 the moment a consultation closes, and none on an amendment after its withdrawal:
-voting and proposing lock the consultation row FOR SHARE (many at once), closing
-locks it FOR UPDATE (alone); withdrawing locks the amendment FOR UPDATE, voting
-locks it FOR SHARE. Locks are always taken consultation first, then amendment, so
-that two of these transactions can never wait for each other in a cycle.
+voting and proposing lock the consultation shared (many at once), closing locks it
+exclusive (alone); withdrawing locks the amendment exclusive, voting locks it
+shared (see ``lock_consultation``). Locks are always taken consultation first, then
+amendment, so that two of these transactions can never wait for each other in a
+cycle.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from app import documents
 from app.eligibility import (
@@ -40,11 +41,11 @@ from app.models import (
     Consultation,
     Organisation,
     User,
-    Vote,
     utcnow,
 )
 from app.proposals import Proposal, ProposalInput, validate_proposal
 from app.queries import clause_with_version, consultation_by_slug, known_domains
+from app.tallies import change_vote, participate
 
 _PSEUDONYM_WORDS = (
     "Alder Ash Aspen Birch Cedar Elm Hazel Holly Juniper Larch Linden Maple Oak Pine Rowan "
@@ -52,15 +53,41 @@ _PSEUDONYM_WORDS = (
 ).split()
 
 
+# First keys of PostgreSQL advisory locks, one namespace per kind of row locked.
+_CONSULTATION_LOCKS = 1
+_AMENDMENT_LOCKS = 2
+
+
+def _queue_fairly(session: Session, namespace: int, key: int, exclusive: bool) -> None:
+    """On PostgreSQL, queue for a transaction-scoped advisory lock standing for a row.
+
+    Row locks alone are not fair: while votes keep taking a row FOR SHARE, a FOR UPDATE
+    waits until, by chance, no vote holds it (measured: from 0.3 s to 38 s with twenty
+    voters). Advisory locks go through the lock manager, whose queue is first come,
+    first served: a close waits only for the votes already in, and votes arriving after
+    it wait behind it, then see it. SQLite needs none of this: BEGIN IMMEDIATE queues.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    session.execute(
+        text(f"SELECT {function}(:namespace, :key)"), {"namespace": namespace, "key": key}
+    )
+
+
 def lock_consultation(
     session: Session, consultation_id: int, *, update: bool = False
 ) -> Consultation | None:
-    """The consultation row, re-read under a row lock: FOR SHARE, or FOR UPDATE if ``update``.
+    """The consultation row, re-read under a lock: shared, or exclusive if ``update``.
 
-    Status and closing times must be checked on the returned object, never on one read
-    before the lock: a close may have committed while this transaction waited for it.
-    (SQLite ignores FOR SHARE/UPDATE; its writers are serialised by BEGIN IMMEDIATE.)
+    Votes and proposals take it shared (any number at once); whatever changes the
+    consultation's state (closing, above all) takes it exclusive. Status and closing
+    times must be checked on the returned object, never on one read before the lock:
+    a close may have committed while this transaction waited for it. On PostgreSQL
+    the lock is a fair advisory lock and the row FOR SHARE / FOR UPDATE; SQLite
+    ignores both, its writers being serialised by BEGIN IMMEDIATE.
     """
+    _queue_fairly(session, _CONSULTATION_LOCKS, consultation_id, exclusive=update)
     return session.exec(
         select(Consultation)
         .where(Consultation.id == consultation_id)
@@ -73,7 +100,12 @@ def lock_consultation(
 def lock_amendment(
     session: Session, amendment_id: int, *, update: bool = False
 ) -> Amendment | None:
-    """The amendment row, re-read under a row lock (see ``lock_consultation``)."""
+    """The amendment row, re-read under a lock (see ``lock_consultation``).
+
+    Take the consultation's lock first: always in that order, so that no two
+    transactions can each hold what the other waits for.
+    """
+    _queue_fairly(session, _AMENDMENT_LOCKS, amendment_id, exclusive=update)
     return session.exec(
         select(Amendment)
         .where(Amendment.id == amendment_id)
@@ -215,6 +247,8 @@ def _store_proposal(
         rationale=proposal.rationale,
     )
     session.add(amendment)
+    # The author takes part: their organisation for this consultation is fixed now.
+    participate(session, consultation.id, user_id)
     session.commit()
     session.refresh(amendment)
     return amendment
@@ -252,14 +286,14 @@ def cast_vote(
     amendment_id: int,
     stance: str | None,
     now: datetime | None = None,
-) -> None:
+) -> Amendment:
     """Support, oppose, change or (stance None) withdraw a vote, if the rules allow it now.
 
-    One row per (amendment, user) is a database constraint; an upsert keeps two
-    clicks racing each other from ever failing or double counting. The rules are
-    checked on the consultation and amendment as re-read under FOR SHARE locks, so a
-    close or a withdrawal either committed first (and the vote is refused) or waits
-    for this vote to commit (and counts it).
+    One row per (amendment, user) is a database constraint; ``change_vote`` inserts or
+    updates it so that two clicks racing each other never fail or count twice. The
+    rules are checked on the consultation and amendment as re-read under FOR SHARE
+    locks, so a close or a withdrawal either committed first (and the vote is refused)
+    or waits for this vote to commit (and counts it). Returns the amendment.
     """
     if stance is not None and stance not in STANCES:
         raise InvalidInput({"stance": "Choose support or oppose"})
@@ -279,31 +313,11 @@ def cast_vote(
     refusal = identity_refusal(participant_of(get_user(session, user_id)), window)
     if refusal:
         raise NotAllowed(refusal)
-    if stance is None:
-        existing = session.exec(
-            select(Vote).where(Vote.amendment_id == amendment_id, Vote.user_id == user_id)
-        ).first()
-        if existing is not None:
-            session.delete(existing)
-            session.commit()
-        return
-    store_vote(session, amendment_id, user_id, stance)
+    # Through app.tallies, so that the counts pages and reports read, and the voter's
+    # organisation for this consultation, move in the same transaction as the vote.
+    change_vote(session, consultation.id, amendment_id, user_id, stance)
     session.commit()
-
-
-def store_vote(session: Session, amendment_id: int, user_id: int, stance: str) -> None:
-    """Insert or update one vote without checking the rules (callers have); not committed."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    now = utcnow()
-    statement = insert(Vote).values(
-        amendment_id=amendment_id, user_id=user_id, stance=stance, created_at=now, updated_at=now
-    )
-    statement = statement.on_conflict_do_update(
-        index_elements=[col(Vote.amendment_id), col(Vote.user_id)],
-        set_={"stance": stance, "updated_at": now},
-    )
-    session.execute(statement)
+    return amendment
 
 
 def import_document(

@@ -11,7 +11,19 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
-from sqlalchemy import and_, case, exists, func, insert, literal, null, union_all
+from sqlalchemy import (
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    literal_column,
+    null,
+    union_all,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from app import ballots
@@ -25,6 +37,9 @@ from app.models import (
     Organisation,
     User,
     Vote,
+    Voter,
+    VoteTally,
+    utcnow,
 )
 from app.ranking import OTHER, AmendmentTally, Counts, Rules, recode_small_organisations
 
@@ -50,20 +65,15 @@ def _kind():
 
 
 def voters_by_organisation(session: Session, consultation_id: int) -> dict[str, int]:
-    """Distinct voters on listed amendments per organisation name (counted in SQL)."""
-    voting_users = (
-        select(Vote.user_id)
-        .join(Amendment, col(Amendment.id) == Vote.amendment_id)
-        .where(Amendment.consultation_id == consultation_id)
-        .where(col(Amendment.status).in_(LISTED_STATUSES))
-        .distinct()
-        .subquery()
-    )
+    """Participants per organisation name: people with at least one current vote here.
+
+    Read from the ``voter`` rows kept with every vote (one per person), not the votes.
+    """
     rows = session.exec(
         select(Organisation.name, func.count())
-        .select_from(voting_users)
-        .join(User, col(User.id) == voting_users.c.user_id)
-        .outerjoin(Organisation, col(Organisation.id) == User.organisation_id)
+        .select_from(Voter)
+        .outerjoin(Organisation, col(Organisation.id) == Voter.organisation_id)
+        .where(Voter.consultation_id == consultation_id, Voter.votes > 0)
         .group_by(Organisation.name)
     ).all()
     # Voters without an organisation (none once signed in with a verified e-mail) are "other".
@@ -71,6 +81,219 @@ def voters_by_organisation(session: Session, consultation_id: int) -> dict[str, 
     for name, count in rows:
         counts[name or OTHER] += count
     return dict(counts)
+
+
+def _upsert(session: Session):
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def change_vote(
+    session: Session, consultation_id: int, amendment_id: int, user_id: int, stance: str | None
+) -> str | None:
+    """Cast, change or (stance None) withdraw one vote, keeping the tallies in step.
+
+    Not committed: the caller has checked the rules and commits. Returns the previous
+    stance. The vote row is locked before it is read, and a first vote that races
+    another first vote by the same person (the unique constraint) is retried as a
+    change, so the tallies move by exactly the difference between what was stored
+    before and what is stored after.
+    """
+    insert_ = _upsert(session)
+    now = utcnow()
+
+    def existing() -> Vote | None:
+        return session.exec(
+            select(Vote)
+            .where(Vote.amendment_id == amendment_id, Vote.user_id == user_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).first()
+
+    vote = existing()
+    if vote is None and stance is not None:
+        inserted = session.execute(
+            insert_(Vote)
+            .values(
+                amendment_id=amendment_id,
+                user_id=user_id,
+                stance=stance,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=[col(Vote.amendment_id), col(Vote.user_id)])
+            .returning(Vote.id)
+        ).first()
+        if inserted is not None:
+            _count(session, consultation_id, amendment_id, user_id, None, stance)
+            return None
+        vote = existing()
+    previous = vote.stance if vote is not None else None
+    if previous == stance:
+        return previous
+    if stance is None:
+        session.execute(delete(Vote).where(col(Vote.id) == vote.id))
+    else:
+        vote.stance, vote.updated_at = stance, now
+        session.add(vote)
+        session.flush()
+    _count(session, consultation_id, amendment_id, user_id, previous, stance)
+    return previous
+
+
+def participate(session: Session, consultation_id: int, user_id: int, votes_delta: int = 0):
+    """Make sure the person has a voter row here (organisation fixed on first participation),
+    add ``votes_delta`` to their vote count, and return the organisation they count for."""
+    insert_ = _upsert(session)
+    organisation = session.exec(select(User.organisation_id).where(User.id == user_id)).first()
+    voter = insert_(Voter).values(
+        consultation_id=consultation_id,
+        user_id=user_id,
+        organisation_id=organisation,
+        votes=votes_delta,
+    )
+    return session.execute(
+        voter.on_conflict_do_update(
+            index_elements=[col(Voter.consultation_id), col(Voter.user_id)],
+            set_={"votes": Voter.votes + votes_delta},
+        ).returning(Voter.organisation_id)
+    ).scalar_one()
+
+
+def _count(
+    session: Session,
+    consultation_id: int,
+    amendment_id: int,
+    user_id: int,
+    old: str | None,
+    new: str | None,
+) -> None:
+    """Move the voter's and the amendment's counts from ``old`` to ``new``."""
+    insert_ = _upsert(session)
+    votes_delta = (new is not None) - (old is not None)
+    voter_organisation = participate(session, consultation_id, user_id, votes_delta)
+    supports = (new == "support") - (old == "support")
+    opposes = (new == "oppose") - (old == "oppose")
+    tally = insert_(VoteTally).values(
+        amendment_id=amendment_id,
+        organisation_id=voter_organisation or 0,
+        supports=supports,
+        opposes=opposes,
+    )
+    session.execute(
+        tally.on_conflict_do_update(
+            index_elements=[col(VoteTally.amendment_id), col(VoteTally.organisation_id)],
+            set_={
+                "supports": VoteTally.supports + supports,
+                "opposes": VoteTally.opposes + opposes,
+            },
+        )
+    )
+
+
+def rebuild_tallies(session: Session, consultation_id: int) -> None:
+    """Recount the voter and tally rows of one consultation from its votes (not committed).
+
+    For data loaded around ``change_vote`` (migrations, benchmarks) and for
+    `redline recount`. A voter's organisation is kept where it is already fixed and
+    otherwise taken from their account.
+    """
+    amendment_ids = select(Amendment.id).where(Amendment.consultation_id == consultation_id)
+    session.execute(delete(VoteTally).where(col(VoteTally.amendment_id).in_(amendment_ids)))
+    fixed = dict(
+        session.exec(
+            select(Voter.user_id, Voter.organisation_id).where(
+                Voter.consultation_id == consultation_id
+            )
+        ).all()
+    )
+    session.execute(delete(Voter).where(Voter.consultation_id == consultation_id))
+    counts = session.exec(
+        select(Vote.user_id, User.organisation_id, func.count())
+        .join(User, col(User.id) == Vote.user_id)
+        .join(Amendment, col(Amendment.id) == Vote.amendment_id)
+        .where(Amendment.consultation_id == consultation_id)
+        .group_by(Vote.user_id, User.organisation_id)
+    ).all()
+    authors = session.exec(
+        select(Amendment.author_id, User.organisation_id)
+        .join(User, col(User.id) == Amendment.author_id)
+        .where(Amendment.consultation_id == consultation_id)
+        .distinct()
+    ).all()
+    people: dict[int, list] = {a: [o, 0] for a, o in authors}
+    for user_id, organisation_id, n in counts:
+        people[user_id] = [organisation_id, n]
+    rows = [
+        {
+            "consultation_id": consultation_id,
+            "user_id": user_id,
+            "organisation_id": fixed.get(user_id, organisation_id),
+            "votes": n,
+        }
+        for user_id, (organisation_id, n) in people.items()
+    ]
+    if rows:
+        session.execute(insert(Voter), rows)
+    session.flush()
+    by_pair = session.exec(
+        select(
+            Vote.amendment_id,
+            func.coalesce(Voter.organisation_id, literal_column("0")),
+            func.sum(case((Vote.stance == "support", 1), else_=0)),
+            func.sum(case((Vote.stance == "oppose", 1), else_=0)),
+        )
+        .join(Amendment, col(Amendment.id) == Vote.amendment_id)
+        .join(
+            Voter,
+            and_(Voter.user_id == Vote.user_id, Voter.consultation_id == consultation_id),
+        )
+        .where(Amendment.consultation_id == consultation_id)
+        .group_by(Vote.amendment_id, func.coalesce(Voter.organisation_id, literal_column("0")))
+    ).all()
+    if by_pair:
+        session.execute(
+            insert(VoteTally),
+            [
+                {"amendment_id": a, "organisation_id": o, "supports": int(s), "opposes": int(p)}
+                for a, o, s, p in by_pair
+            ],
+        )
+
+
+def recount(session: Session, consultation_id: int) -> dict[tuple[int, int], tuple[int, int]]:
+    """(amendment, organisation) -> (supports, opposes) counted from the votes themselves."""
+    rows = session.exec(
+        select(
+            Vote.amendment_id,
+            func.coalesce(Voter.organisation_id, literal_column("0")),
+            func.sum(case((Vote.stance == "support", 1), else_=0)),
+            func.sum(case((Vote.stance == "oppose", 1), else_=0)),
+        )
+        .join(Amendment, col(Amendment.id) == Vote.amendment_id)
+        .join(
+            Voter,
+            and_(Voter.user_id == Vote.user_id, Voter.consultation_id == consultation_id),
+        )
+        .where(Amendment.consultation_id == consultation_id)
+        .group_by(Vote.amendment_id, func.coalesce(Voter.organisation_id, literal_column("0")))
+    ).all()
+    return {(a, o): (int(s), int(p)) for a, o, s, p in rows}
+
+
+def kept_counts(session: Session, consultation_id: int) -> dict[tuple[int, int], tuple[int, int]]:
+    """(amendment, organisation) -> (supports, opposes) as kept in ``vote_tally``."""
+    rows = session.exec(
+        select(
+            VoteTally.amendment_id,
+            VoteTally.organisation_id,
+            VoteTally.supports,
+            VoteTally.opposes,
+        )
+        .join(Amendment, col(Amendment.id) == VoteTally.amendment_id)
+        .where(Amendment.consultation_id == consultation_id)
+        .where((VoteTally.supports != 0) | (VoteTally.opposes != 0))
+    ).all()
+    return {(a, o): (s, p) for a, o, s, p in rows}
 
 
 def _group_expression(session: Session, consultation_id: int):
@@ -96,19 +319,22 @@ def live_tallies(
     if clause_id is not None:
         listed = and_(listed, Amendment.clause_id == clause_id)
     group = _group_expression(session, consultation_id)
-    supports = func.sum(case((Vote.stance == "support", 1), else_=0))
-    opposes = func.sum(case((Vote.stance == "oppose", 1), else_=0))
     rows = session.exec(
-        select(Vote.amendment_id, group.label("grp"), supports, opposes)
-        .join(Amendment, col(Amendment.id) == Vote.amendment_id)
-        .join(User, col(User.id) == Vote.user_id)
-        .outerjoin(Organisation, col(Organisation.id) == User.organisation_id)
+        select(
+            VoteTally.amendment_id,
+            group.label("grp"),
+            func.sum(VoteTally.supports),
+            func.sum(VoteTally.opposes),
+        )
+        .join(Amendment, col(Amendment.id) == VoteTally.amendment_id)
+        .outerjoin(Organisation, col(Organisation.id) == VoteTally.organisation_id)
         .where(listed)
-        .group_by(Vote.amendment_id, group)
+        .group_by(VoteTally.amendment_id, group)
     )
     by_amendment: dict[int, dict[str, Counts]] = defaultdict(dict)
     for amendment_id, grp, s, o in rows:
-        by_amendment[amendment_id][grp] = Counts(int(s), int(o))
+        if s or o:
+            by_amendment[amendment_id][grp] = Counts(int(s), int(o))
     listed = session.exec(
         select(Amendment.id, Clause.number, _kind())
         .join(Clause, col(Clause.id) == Amendment.clause_id)
@@ -175,8 +401,11 @@ def freeze_ballots(session: Session, consultation: Consultation) -> str:
         )
         .join(Clause, col(Clause.id) == Amendment.clause_id)
         .join(Vote, col(Vote.amendment_id) == Amendment.id)
-        .join(User, col(User.id) == Vote.user_id)
-        .outerjoin(Organisation, col(Organisation.id) == User.organisation_id)
+        .join(
+            Voter,
+            and_(Voter.user_id == Vote.user_id, Voter.consultation_id == consultation.id),
+        )
+        .outerjoin(Organisation, col(Organisation.id) == Voter.organisation_id)
         .where(listed)
     )
     unvoted = (

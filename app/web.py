@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,9 @@ def make_templates() -> Jinja2Templates:
     env = jinja2.Environment(loader=loader, autoescape=True)
     env.filters["london_time"] = london_time
     env.filters["paragraphs"] = paragraphs
-    env.globals["word_diff"] = textdiff.word_diff
+    # Pages show the same few diffs again and again; the wording of a stored amendment and
+    # of a clause version never changes, so a diff computed once stays right.
+    env.globals["word_diff"] = functools.lru_cache(maxsize=4096)(textdiff.word_diff)
     env.globals["change_summary"] = textdiff.change_summary
     env.globals["CSRF_FIELD"] = CSRF_FIELD
     env.globals["results_visible"] = results_visible

@@ -8,7 +8,8 @@ from app import ballots
 from app.db import Database
 from app.exports import export_stream
 from app.queries import consultation_by_slug
-from app.reporting import ballot_rows, build_report
+from app.reporting import build_report
+from app.tallies import ballot_rows
 
 
 def _kb(field: str) -> int:

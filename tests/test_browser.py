@@ -220,6 +220,9 @@ def run_journey(browser, server: str, javascript: bool, clause: str, people: tup
         assert page.evaluate("window.__notReloaded") is True
     voter.goto("/consultations/social-media-guidance/results")
     assert f"#amendment-{amendment}" in page.content()
+    page.get_by_role("link", name="How the ranking works").first.click()
+    assert "How the ranking works" in page.inner_text("h1")
+    voter.check()
     voter.goto("/")
     voter_context.close()
     return author.visited + voter.visited
@@ -272,14 +275,23 @@ def test_organiser_closes_decides_publishes_and_downloads(browser, organiser_ser
     journey.check()
     page.get_by_role("link", name="Accept or reject amendments").click()
     journey.check()
-    for index in range(page.locator(".app-amendment form").count()):
+    # Accept the top-ranked amendment of each clause and reject the others: a second
+    # accepted change to one clause would be refused (see tests/test_decisions.py).
+    first_of_clause = page.evaluate(
+        """() => [...document.querySelectorAll('.app-amendment')].map(
+            e => e.previousElementSibling !== null && e.previousElementSibling.tagName === 'H3')"""
+    )
+    assert first_of_clause.count(True) >= 4
+    for index, first in enumerate(first_of_clause):
         form = page.locator(".app-amendment form").nth(index)
         form.get_by_label("Reason for the decision").fill(f"Reason {index}: weighed the votes.")
-        form.get_by_role(
-            "button", name=re.compile("^Accept" if index % 2 == 0 else "^Reject")
-        ).click()
+        form.get_by_role("button", name=re.compile("^Accept" if first else "^Reject")).click()
         page.wait_for_load_state()
+        assert "There is a problem" not in page.inner_text("body")
     assert "0 still to decide" in page.inner_text("body")
+    journey.check()
+    page.get_by_role("link", name="Write the final wording of clause 7").first.click()
+    assert "Final wording of clause 7" in page.inner_text("h1")
     journey.check()
     journey.goto("/organise/social-media-guidance")
     page.get_by_role("button", name="Publish the consultation").click()

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from click.testing import CliRunner
 from sqlmodel import func, select
 
+from app import ballots
 from app.cli import main
 from app.db import Database
 from app.models import Clause, ClauseVersion, Consultation
+from app.ranking import Rules
+from app.seeding import seed
+from app.summary import summary_lines
+from tests.conftest import SEED_DIR
 
 GOOD = """# Guidance on live streams
 
@@ -38,7 +45,18 @@ def row_counts(database: Database) -> tuple[int, int, int]:
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["migrate"], ["seed"], ["serve"], ["import"], ["grant"], ["revoke"]]
+    "command",
+    [
+        [],
+        ["migrate"],
+        ["seed"],
+        ["serve"],
+        ["import"],
+        ["grant"],
+        ["revoke"],
+        ["export"],
+        ["tally"],
+    ],
 )
 def test_every_command_has_help(command):
     result = CliRunner().invoke(main, [*command, "--help"])
@@ -159,3 +177,74 @@ def test_grant_and_revoke_roles(database):
     unknown = run(database.url, "grant", "nobody@example.com", "organiser")
     assert unknown.exit_code == 1 and "sign in once first" in unknown.output
     assert run(database.url, "grant", "olive@cabinetoffice.gov.uk", "king").exit_code == 2
+
+
+def test_the_ballot_file_cannot_be_exported_before_closing(database, tmp_path):
+    database.write_call(seed, SEED_DIR, True)
+    output = tmp_path / "ballots.csv"
+    result = CliRunner().invoke(
+        main,
+        ["export", "social-media-guidance", "--format", "ballots", "-o", str(output)],
+        env={"REDLINE_DATABASE_URL": database.url},
+    )
+    assert result.exit_code == 1
+    assert "frozen when the consultation closes" in result.output
+    assert not output.exists()
+
+
+BALLOT_REFS = ("A1", "A2", "A3", "A4")
+BALLOTS = [
+    *[("A1", "3", "change", f"V-a{i}", "Org A", "support") for i in range(6)],
+    *[("A1", "3", "change", f"V-b{i}", "Org B", "support") for i in range(5)],
+    ("A1", "3", "change", "V-c", "Org B", "oppose"),
+    *[("A2", "3", "delete", f"V-d{i}", "Org A", "support") for i in range(3)],
+    ("A3", "3", "insert", "V-e", "other", "support"),
+    ("A4", "5", "change", "", "", ""),
+]
+
+
+def test_tally_prints_the_hash_the_rules_every_amendment_and_every_clause(tmp_path):
+    path = tmp_path / "ballots.csv"
+    content = b"".join(ballots.csv_lines(BALLOTS))
+    path.write_bytes(content)
+    result = CliRunner().invoke(main, ["tally", str(path)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"SHA-256 {hashlib.sha256(content).hexdigest()}"
+    ranked, outcome = ballots.tally_file(content.decode().splitlines(), Rules())
+    assert len(lines) == 1 + 2 + len(BALLOT_REFS) + 2
+    assert lines[1:] == list(summary_lines(ranked, outcome, Rules()))
+    assert lines[1] == "rules: at least 5 votes from at least 2 organisations"
+    assert "clause 3: change by A1; new clause A3: needs more votes" in lines
+    assert "clause 5: current wording stands" in lines
+    rows = {line.split("\t")[1]: line.split("\t") for line in lines[3:] if "\t" in line}
+    assert set(rows) == set(BALLOT_REFS)
+    assert rows["A1"][11:13] == ["carries", "yes"]
+    assert rows["A2"][11] == rows["A3"][11] == rows["A4"][11] == "needs more votes"
+
+
+def test_tally_uses_the_thresholds_it_is_given(tmp_path):
+    path = tmp_path / "ballots.csv"
+    path.write_bytes(b"".join(ballots.csv_lines(BALLOTS)))
+    loose = CliRunner().invoke(
+        main, ["tally", "--min-votes", "1", "--min-organisations", "1", str(path)]
+    )
+    assert loose.exit_code == 0, loose.output
+    assert "rules: at least 1 votes from at least 1 organisations" in loose.output
+    rows = {
+        line.split("\t")[1]: line.split("\t")
+        for line in loose.output.splitlines()[3:]
+        if "\t" in line
+    }
+    assert rows["A2"][11] != "needs more votes"
+    strict = CliRunner().invoke(main, ["tally", "--min-votes", "50", str(path)])
+    assert "clause 3: current wording stands" in strict.output
+    assert CliRunner().invoke(main, ["tally", "--min-votes", "0", str(path)]).exit_code == 2
+
+
+def test_tally_says_where_a_ballot_file_is_wrong(tmp_path):
+    path = tmp_path / "ballots.csv"
+    path.write_text("amendment,clause,kind,voter,organisation,stance\nA1,3,change,V-1,O,maybe\n")
+    result = CliRunner().invoke(main, ["tally", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}: line 2: stance" in result.output

@@ -1,4 +1,4 @@
-"""Lifecycle rules, consolidation and the ballot file's reader (pure modules)."""
+"""Lifecycle rules, the consolidated text and the ballot file's reader (pure modules)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.ballots import BallotFileError, csv_lines, read_ballots, tally_file, voter_pseudonym
-from app.consolidation import Change, ClauseText, consolidate, suppress_small
-from app.lifecycle import Readiness, available_actions, transition_refusal
-from app.ranking import Counts
+from app.lifecycle import Readiness, available_actions, results_visible, transition_refusal
+from app.outcome import ClauseText, Proposal, clause_outcomes, suppress_small
+from app.ranking import AmendmentTally, Counts, rank
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 READY = Readiness(3, ("*.gov.uk",), NOW + timedelta(days=1), NOW + timedelta(days=2))
+HEADER = "amendment,clause,kind,voter,organisation,stance"
 
 
 @pytest.mark.parametrize(
@@ -54,19 +55,39 @@ def test_available_actions():
     assert available_actions("published") == []
 
 
+@pytest.mark.parametrize(
+    ("status", "live", "visible"),
+    [
+        ("open", True, True),
+        ("open", False, False),
+        ("closed", False, False),
+        ("published", False, True),
+        ("published", True, True),
+    ],
+)
+def test_hidden_results_appear_when_the_outcome_is_published(status, live, visible):
+    assert results_visible(status, live) is visible
+
+
 def test_consolidation_applies_changes_deletions_and_insertions():
     clauses = [
         ClauseText("1", "Scope", "Everyone."),
         ClauseText("2", "Accounts", "Keep them apart."),
     ]
-    result = consolidate(
-        clauses,
-        {
-            "1": Change("A1", "change", None, "Everyone at work."),
-            "2": Change("A2", "change", None, ""),
-        },
-        {"2": [Change("A3", "insert", "Live streams", "Give notice.")]},
+    support = {"Org A": Counts(6, 0), "Org B": Counts(5, 0)}
+    ranked = rank(
+        [
+            AmendmentTally("A1", "1", support, "change"),
+            AmendmentTally("A2", "2", support, "delete"),
+            AmendmentTally("A3", "2", support, "insert"),
+        ]
     )
+    proposals = {
+        "A1": Proposal("A1", "1", "change", None, "Everyone at work."),
+        "A2": Proposal("A2", "2", "delete", None, ""),
+        "A3": Proposal("A3", "2", "insert", "Live streams", "Give notice."),
+    }
+    result = clause_outcomes(ranked, clauses, proposals).consolidated
     assert [(c.number, c.text, c.deleted, c.inserted) for c in result] == [
         ("1", "Everyone at work.", False, False),
         ("2", "", True, False),
@@ -79,37 +100,59 @@ def test_small_numbers_are_suppressed():
     assert [suppress_small(n) for n in (0, 4, 5, 12)] == ["fewer than 5", "fewer than 5", 5, 12]
 
 
-def test_voter_pseudonyms_are_keyed_and_stable():
-    assert voter_pseudonym("key-a", 7) == voter_pseudonym("key-a", 7)
-    assert voter_pseudonym("key-a", 7) != voter_pseudonym("key-b", 7)
-    assert voter_pseudonym("key-a", 7)[2:] != "7"
+def test_voter_pseudonyms_are_keyed_stable_and_unlinkable_across_amendments():
+    assert voter_pseudonym("key-a", 1, 7) == voter_pseudonym("key-a", 1, 7)
+    assert voter_pseudonym("key-a", 1, 7) != voter_pseudonym("key-b", 1, 7)
+    # The same person on another amendment gets another pseudonym.
+    assert voter_pseudonym("key-a", 1, 7) != voter_pseudonym("key-a", 2, 7)
+    assert voter_pseudonym("key-a", 1, 7) != voter_pseudonym("key-a", 1, 8)
+    assert voter_pseudonym("key-a", 1, 7).startswith("V-")
+    assert len(voter_pseudonym("key-a", 1, 7)) == 18
 
 
-def test_the_ballot_reader_recounts_and_recodes():
-    rows = [("A1", "3", f"V-{i}", "Org A", "support") for i in range(5)]
-    rows += [("A1", "3", "V-x", "Tiny org", "oppose"), ("A2", "4", "", "", "")]
+def test_the_ballot_reader_counts_without_recoding():
+    rows = [("A1", "3", "change", f"V-{i}", "Org A", "support") for i in range(5)]
+    rows += [
+        ("A1", "3", "change", "V-x", "Tiny org", "oppose"),
+        ("A2", "4", "delete", "", "", ""),
+        ("A3", "4", "insert", "V-y", "other", "support"),
+    ]
     lines = b"".join(csv_lines(rows)).decode().splitlines()
-    tallies, groups = read_ballots(lines)
-    assert groups == {"Org A", "other"}
+    tallies = read_ballots(lines)
     by_ref = {t.ref: t for t in tallies}
-    assert by_ref["A1"].by_group == {"Org A": Counts(5, 0), "other": Counts(0, 1)}
-    assert by_ref["A2"].by_group == {}
-    assert [a.ref for a in tally_file(lines)] == ["A1", "A2"]
+    # The file states groups as recoded at closing; reading it changes nothing.
+    assert by_ref["A1"].by_group == {"Org A": Counts(5, 0), "Tiny org": Counts(0, 1)}
+    assert by_ref["A2"].by_group == {} and by_ref["A2"].kind == "delete"
+    assert (by_ref["A3"].clause_ref, by_ref["A3"].kind) == ("4", "insert")
+    ranked, outcome = tally_file(lines)
+    assert [a.ref for a in ranked] == ["A1", "A3", "A2"]
+    assert [r.clause.number for r in outcome.clauses] == ["3", "4"]
+    # Six votes from two groups is enough evidence; 5 of 6 is not enough to carry.
+    assert [(a.ref, a.result) for a in ranked] == [
+        ("A1", "does not carry"),
+        ("A3", "needs more votes"),
+        ("A2", "needs more votes"),
+    ]
+    assert all(r.leading is None for r in outcome.clauses)
 
 
 @pytest.mark.parametrize(
     ("lines", "message"),
     [
         (["a,b,c"], "line 1: the header"),
-        (["amendment,clause,voter,organisation,stance", "A1,3,V-1,Org,maybe"], "line 2: stance"),
-        (["amendment,clause,voter,organisation,stance", "A1,3,V-1"], "line 2: expected 5 fields"),
+        (["amendment,clause,voter,organisation,stance", "A1,3,V-1,Org,support"], "line 1"),
+        ([HEADER, "A1,3,change,V-1,Org,maybe"], "line 2: stance"),
+        ([HEADER, "A1,3,change,V-1"], "line 2: expected 6 fields"),
+        ([HEADER, "A1,3,replace,V-1,Org,support"], "line 2: kind must be one of"),
+        ([HEADER, "A1,3,change,,Org,support"], "line 2: stance must be support or oppose"),
+        ([HEADER, "A1,3,change,V-1,Org,support", "A1,3,change,V-1,Org,oppose"], "line 3: voter"),
         (
-            [
-                "amendment,clause,voter,organisation,stance",
-                "A1,3,V-1,O,support",
-                "A1,4,V-2,O,oppose",
-            ],
-            "line 3: amendment A1 is on two clauses",
+            [HEADER, "A1,3,change,V-1,O,support", "A1,4,change,V-2,O,oppose"],
+            "line 3: amendment A1 appears with two clauses or kinds",
+        ),
+        (
+            [HEADER, "A1,3,change,V-1,O,support", "A1,3,delete,V-2,O,oppose"],
+            "line 3: amendment A1 appears with two clauses or kinds",
         ),
     ],
 )

@@ -21,6 +21,8 @@ from app.cli import main as cli
 from app.db import Database
 from app.main import create_app
 from app.models import Amendment, AuditEntry, ClauseVersion, Consultation, User
+from app.ranking import Rules
+from app.summary import AMENDMENT_FIELDS
 from tests.conftest import settings_for
 from tests.utils.sessions import force_login
 
@@ -70,21 +72,53 @@ def audit_actions(database: Database) -> list[str]:
 
 def amendment_ids(database: Database) -> list[int]:
     return database.call(
-        lambda s: s.exec(select(Amendment.id).where(Amendment.status == "open")).all()
+        lambda s: s.exec(
+            select(Amendment.id).where(Amendment.status == "open").order_by(Amendment.id)
+        ).all()
     )
+
+
+def decision_plan(database: Database) -> list[tuple[int, str]]:
+    """Accept every other amendment, but never a second change to one clause, nor a change
+    written against an older version of its clause (both are refused: see test_decisions)."""
+
+    def plan(session):
+        latest = dict(
+            session.exec(
+                select(ClauseVersion.clause_id, func.max(ClauseVersion.id)).group_by(
+                    ClauseVersion.clause_id
+                )
+            ).all()
+        )
+        accepted_on: set[int] = set()
+        decisions = []
+        amendments = session.exec(
+            select(Amendment).where(Amendment.status == "open").order_by(Amendment.id)
+        ).all()
+        for i, a in enumerate(amendments):
+            change = a.kind == "change"
+            allowed = not change or (
+                a.clause_id not in accepted_on and a.clause_version_id == latest[a.clause_id]
+            )
+            decision = "accept" if i % 2 == 0 and allowed else "reject"
+            if decision == "accept" and change:
+                accepted_on.add(a.clause_id)
+            decisions.append((a.id, decision))
+        return decisions
+
+    return database.call(plan)
 
 
 def close_and_decide(organiser, database) -> None:
     assert post(organiser, f"/organise/{SLUG}/status", action="close").status_code == 303
-    for i, amendment_id in enumerate(amendment_ids(database)):
-        decision = "accept" if i % 2 == 0 else "reject"
+    for i, (amendment_id, decision) in enumerate(decision_plan(database)):
         response = post(
             organiser,
             f"/organise/amendments/{amendment_id}/decide",
             decision=decision,
             reason=f"Decision {i} explained.",
         )
-        assert response.status_code == 303
+        assert response.status_code == 303, response.text
 
 
 # Permissions
@@ -157,11 +191,14 @@ def test_close_decide_publish_writes_the_audit_log(organiser, public, seeded):
     assert post(organiser, f"/amendments/{any_amendment}/vote", stance="support").status_code == 409
 
 
-def test_the_audit_log_is_append_only_in_the_database(organiser, seeded):
+@pytest.mark.parametrize(
+    "statement", ["UPDATE audit_entry SET reason = 'rewritten'", "DELETE FROM audit_entry"]
+)
+def test_the_audit_log_is_append_only_in_the_database(organiser, seeded, statement):
     post(organiser, f"/organise/{SLUG}/status", action="close")
     engine = seeded.engine
     with pytest.raises(DBAPIError), engine.begin() as connection:
-        connection.execute(text("UPDATE audit_entry SET reason = 'rewritten'"))
+        connection.execute(text(statement))
     assert seeded.call(lambda s: s.exec(select(AuditEntry.reason)).all()) == [""]
 
 
@@ -216,14 +253,76 @@ def test_editing_details_reports_errors_next_to_the_field(
         "eligible_domains": "*.gov.uk",
         "amendments_close_at": "",
         "voting_close_at": "2099-02-01T12:00",
+        "min_votes": "5",
+        "min_organisations": "2",
         **fields,
     }
     response = post(organiser, f"/organise/{SLUG}/details", **form)
     assert response.status_code == 422
     assert f'href="#{field}"' in response.text and f'id="{field}-error"' in response.text
     assert message in response.text
-    title = seeded.call(lambda s: s.exec(select(Consultation.title)).one())
-    assert title == "Social media guidance for public-sector workers"
+    stored = seeded.call(lambda s: s.exec(select(Consultation)).one())
+    assert stored.title == "Social media guidance for public-sector workers"
+    assert (stored.min_votes, stored.min_organisations) == (5, 2)
+
+
+def test_live_results_can_be_switched_while_open_and_thresholds_set_while_draft(
+    organiser, seeded, public
+):
+    form = {
+        "title": "Social media guidance for public-sector workers",
+        "summary": "",
+        "eligible_domains": "*.gov.uk",
+        "amendments_close_at": "",
+        "voting_close_at": "2099-02-01T12:00",
+        "min_votes": "5",
+        "min_organisations": "2",
+    }
+    assert (
+        post(organiser, f"/organise/{SLUG}/details", **form, live_results="no").status_code == 303
+    )
+    stored = seeded.call(lambda s: s.exec(select(Consultation)).one())
+    assert stored.live_results is False
+    assert (
+        "hide results until the outcome is published"
+        in public.get(f"/consultations/{SLUG}/results").text
+    )
+    assert (
+        post(organiser, f"/organise/{SLUG}/details", **form, live_results="yes").status_code == 303
+    )
+    assert seeded.call(lambda s: s.exec(select(Consultation.live_results)).one()) is True
+    # The evidence thresholds are fixed once the consultation is open.
+    refused = post(organiser, f"/organise/{SLUG}/details", **{**form, "min_votes": "7"})
+    assert refused.status_code == 422
+    assert "can only change before the consultation opens" in refused.text
+    assert seeded.call(lambda s: s.exec(select(Consultation.min_votes)).one()) == 5
+
+    created = post(
+        organiser,
+        "/organise/new",
+        document_text="# Replies to the public\n\n## 1. Speed\nAnswer within a day.\n",
+        slug="replies",
+    )
+    assert created.status_code == 303
+    saved = post(
+        organiser,
+        "/organise/replies/details",
+        **{**form, "title": "Replies", "min_votes": "3", "min_organisations": "1"},
+    )
+    assert saved.status_code == 303
+    draft = seeded.call(
+        lambda s: s.exec(select(Consultation).where(Consultation.slug == "replies")).one()
+    )
+    assert (draft.min_votes, draft.min_organisations) == (3, 1)
+    for field, value in (("min_votes", "0"), ("min_organisations", "two")):
+        bad = post(organiser, "/organise/replies/details", **{**form, field: value})
+        assert bad.status_code == 422
+        assert f'href="#{field}"' in bad.text and f'id="{field}-error"' in bad.text
+        assert "whole number from 1 to 1000" in bad.text
+    draft = seeded.call(
+        lambda s: s.exec(select(Consultation).where(Consultation.slug == "replies")).one()
+    )
+    assert (draft.min_votes, draft.min_organisations) == (3, 1)
 
 
 def test_an_uploaded_document_with_errors_is_refused_and_nothing_is_stored(organiser, seeded):
@@ -297,6 +396,38 @@ def test_report_hide_restore_with_reasons_the_author_can_read(
     assert "Moderation queue (0)" in organiser.get(f"/organise/{SLUG}").text
     assert f'id="amendment-{target}"' in public.get(f"/consultations/{SLUG}/clauses/5").text
     assert audit_actions(seeded) == ["hide amendment", "restore amendment"]
+
+
+def test_after_closing_moderation_only_withholds_text_and_cannot_bring_back_the_uncounted(
+    organiser, seeded
+):
+    before_close, after_close = amendment_ids(seeded)[:2]
+    moderate = "/organise/amendments/{}/moderate"
+    hidden = post(organiser, moderate.format(before_close), action="hide", reason="Abusive.")
+    assert hidden.status_code == 303
+    assert post(organiser, f"/organise/{SLUG}/status", action="close").status_code == 303
+    # Hidden before the close: not in the record, and it cannot be put back into it.
+    refused = post(organiser, moderate.format(before_close), action="restore", reason="Oops.")
+    assert refused.status_code == 409
+    assert "not part of the record" in refused.text
+    # Hidden after the close: the text is withheld, the amendment stays listed and counted.
+    assert (
+        post(organiser, moderate.format(after_close), action="hide", reason="Libel.").status_code
+        == 303
+    )
+    stored = seeded.call(lambda s: s.get(Amendment, after_close))
+    assert (stored.status, stored.withheld) == ("open", True)
+    again = post(organiser, moderate.format(after_close), action="hide", reason="Twice.")
+    assert again.status_code == 409
+    restored = post(organiser, moderate.format(after_close), action="restore", reason="Fine.")
+    assert restored.status_code == 303
+    assert seeded.call(lambda s: s.get(Amendment, after_close).withheld) is False
+    assert audit_actions(seeded) == [
+        "hide amendment",
+        "close",
+        "hide amendment",
+        "restore amendment",
+    ]
 
 
 def test_moderation_needs_a_reason(organiser, seeded):
@@ -377,16 +508,32 @@ def test_the_ballot_file_reproduces_the_published_order(organiser, public, seede
     lines = ballot_file.text.splitlines()
     assert lines[0] == ",".join(ballots.HEADER)
     report = public.get(f"/consultations/{SLUG}/report.json").json()
-    assert [a.ref for a in ballots.tally_file(lines)] == [
-        a["amendment"] for a in report["amendments"]
-    ]
+    rules = Rules(**report["rules"])
+    ranked, outcome = ballots.tally_file(lines, rules)
+    assert [a.ref for a in ranked] == [a["amendment"] for a in report["amendments"]]
+    leading = {r.clause.number: r.leading.ref if r.leading else None for r in outcome.clauses}
+    for clause in report["clauses"]:
+        if clause["clause"] in leading:
+            assert leading[clause["clause"]] == clause["leading_amendment"], clause
     # The report states the SHA-256 of exactly this file, and `redline tally` agrees.
     path = tmp_path / "ballots.csv"
     path.write_bytes(ballot_file.content)
-    result = CliRunner().invoke(cli, ["tally", str(path)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "tally",
+            "--min-votes",
+            str(rules.min_votes),
+            "--min-organisations",
+            str(rules.min_organisations),
+            str(path),
+        ],
+    )
     assert result.exit_code == 0, result.output
-    assert f"SHA-256 {report['ballots_sha256']}" in result.output
-    printed = re.findall(r"^\s+\d+\s+(A\d+)", result.output, flags=re.M)
+    output = result.output.splitlines()
+    assert output[0] == f"SHA-256 {report['ballots_sha256']}"
+    assert output[2] == "\t".join(AMENDMENT_FIELDS)
+    printed = [line.split("\t")[1] for line in output[3:] if "\t" in line]
     assert printed == [a["amendment"] for a in report["amendments"]]
 
 
@@ -430,11 +577,11 @@ def test_no_export_or_report_page_reveals_emails_user_ids_or_votes(organiser, pu
         assert not EMAIL.search(re.sub(r"<script.*?</script>", "", body, flags=re.S)), where
         for _, email in users:
             assert email not in body, (where, email)
-    voters = {
-        row[2] for row in csv.reader(io.StringIO(bodies[f"/consultations/{SLUG}/ballots.csv"]))
-    }
+    rows = list(csv.reader(io.StringIO(bodies[f"/consultations/{SLUG}/ballots.csv"])))
+    assert tuple(rows[0]) == ballots.HEADER
+    voters = {row[ballots.HEADER.index("voter")] for row in rows[1:]}
     assert not voters & {str(uid) for uid, _ in users}
-    assert all(v.startswith("V-") for v in voters - {"voter", ""})
+    assert voters and all(v.startswith("V-") for v in voters)
     assert '"user_id"' not in bodies[f"/consultations/{SLUG}/report.json"]
 
 
@@ -472,18 +619,18 @@ def test_a_consultation_can_be_created_by_typing_it_into_the_form(organiser, see
     assert "create" in audit_actions(seeded)
 
 
-def test_database_ranking_equals_the_ballot_file_ranking_on_varied_votes(database):
-    """The database pools small groups in SQL; the file keeps every organisation. Same result."""
+def test_live_frozen_and_ballot_file_rankings_agree_on_varied_votes(database):
+    """Live counts (SQL) before closing, the frozen ballots after, and the file: one ranking."""
     import random
 
-    from app.models import Clause, Organisation, Vote
-    from app.queries import consultation_tally
+    from app import organising, services
+    from app.models import Clause, Organisation
     from app.ranking import rank
-    from app.reporting import ballot_rows
     from app.seeding import seed
+    from app.tallies import ballot_rows, frozen_tallies, live_tallies, rules_of
     from tests.conftest import SEED_DIR
 
-    database.call(seed, SEED_DIR, False)
+    database.write_call(seed, SEED_DIR, False)
     generator = random.Random(20261124)
 
     def populate(session):
@@ -515,6 +662,7 @@ def test_database_ranking_equals_the_ballot_file_ranking_on_varied_votes(databas
             ).one()
             for c in clauses
         }
+        votes: list[tuple[int, int, str]] = []
         for n in range(12):
             clause = clauses[n % 4]
             amendment = Amendment(
@@ -522,7 +670,9 @@ def test_database_ranking_equals_the_ballot_file_ranking_on_varied_votes(databas
                 clause_id=clause.id,
                 clause_version_id=version_ids[clause.id],
                 author_id=users[n].id,
-                proposed_text=f"Wording {n}",
+                kind="insert" if n % 5 == 4 else "change",
+                proposed_heading="New" if n % 5 == 4 else None,
+                proposed_text="" if n % 7 == 3 else f"Wording {n}",
                 rationale="A reason.",
             )
             session.add(amendment)
@@ -530,9 +680,9 @@ def test_database_ranking_equals_the_ballot_file_ranking_on_varied_votes(databas
             bias = generator.random()
             for user in generator.sample(users, generator.randint(0, len(users))):
                 stance = "support" if generator.random() < bias else "oppose"
-                session.add(Vote(amendment_id=amendment.id, user_id=user.id, stance=stance))
-        # Two blocs: one large enough to be its own group, one small one (3 voters) that
-        # gives 75 % of the supports, which only the single-organisation flag can see.
+                votes.append((user.id, amendment.id, stance))
+        # Two blocs: one large enough to be named, one of 3 voters that gives 75 % of the
+        # supports: flagged as mostly one organisation, but too few to name it.
         by_org = {name: [u for u in users if u.pseudonym.startswith(name)] for name in sizes}
         blocs = [
             [(u, "support") for u in by_org["Big A"]],
@@ -552,24 +702,55 @@ def test_database_ranking_equals_the_ballot_file_ranking_on_varied_votes(databas
             session.add(amendment)
             session.flush()
             for user, stance in bloc:
-                session.add(Vote(amendment_id=amendment.id, user_id=user.id, stance=stance))
+                votes.append((user.id, amendment.id, stance))
         session.commit()
-        tally = consultation_tally(session, consultation.id)
-        from_database = rank(tally.tallies, tally.groups)
+        # Cast as the app casts votes, so that every count it keeps is kept.
+        for user_id, amendment_id, stance in votes:
+            services.cast_vote(session, user_id, amendment_id, stance)
+        return consultation.slug, rank(
+            live_tallies(session, consultation.id), rules_of(consultation)
+        )
+
+    slug, live = database.write_call(populate)
+    database.write_call(organising.change_status, None, slug, "close")
+
+    def frozen(session):
+        consultation = session.exec(select(Consultation)).one()
+        rules = rules_of(consultation)
         lines = (
             b"".join(ballots.csv_lines(ballot_rows(session, consultation))).decode().splitlines()
         )
-        return from_database, ballots.tally_file(lines)
+        return rank(frozen_tallies(session, consultation.id), rules), ballots.tally_file(
+            lines, rules
+        )[0]
 
-    from_database, from_file = database.call(populate)
-    assert {a.single_organisation for a in from_file} >= {"Big A", "Mid C"}
-    assert [
-        (a.ref, a.supports, a.opposes, round(a.consensus, 12), a.single_organisation)
-        for a in from_database
-    ] == [
-        (a.ref, a.supports, a.opposes, round(a.consensus, 12), a.single_organisation)
-        for a in from_file
-    ]
+    from_snapshot, from_file = database.call(frozen)
+
+    def figures(ranked):
+        return [
+            (
+                a.ref,
+                a.clause_ref,
+                a.kind,
+                a.supports,
+                a.opposes,
+                a.organisations,
+                a.order,
+                a.interval,
+                a.result,
+                a.mostly_one_organisation,
+                a.mostly_from,
+            )
+            for a in ranked
+        ]
+
+    assert figures(live) == figures(from_snapshot) == figures(from_file)
+    assert {a.kind for a in live} == {"change", "delete", "insert"}
+    flags = {(a.mostly_one_organisation, a.mostly_from) for a in from_file}
+    assert {(True, "Big A"), (True, None)} <= flags
+    # Small D, Small E and Tiny F have fewer than 5 voters each: they count as "other".
+    groups = {g for a in from_file for g in a.by_group}
+    assert groups == {"Big A", "Big B", "Mid C", "other"}
 
 
 def test_deciding_or_moderating_an_unknown_amendment_is_a_404(organiser):

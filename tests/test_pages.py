@@ -14,8 +14,7 @@ from starlette.testclient import TestClient
 from app.db import Database
 from app.main import create_app
 from app.models import Amendment, Consultation, User, Vote, utcnow
-from app.queries import consultation_tally
-from app.ranking import rank
+from app.reporting import build_report
 from tests.conftest import settings_for
 from tests.utils.sessions import force_login
 
@@ -108,11 +107,31 @@ def test_a_pseudonymous_author_is_shown_by_pseudonym(client, seeded):
     assert pseudonym in client.get(f"{CLAUSE}/4").text
 
 
-@pytest.mark.parametrize("sort", ["supported", "newest", "consensus", "nonsense"])
-def test_clause_page_sorts(client, sort):
-    page = client.get(f"{CLAUSE}/7?sort={sort}")
+@pytest.mark.parametrize(
+    ("sort", "shown"),
+    [
+        ("shuffled", "Shuffled for you"),
+        ("newest", "Newest"),
+        ("supported", "Most supported"),
+        ("ranked", "Ranking so far"),
+        ("consensus", "Shuffled for you"),
+        ("nonsense", "Shuffled for you"),
+        (None, "Shuffled for you"),
+    ],
+)
+def test_clause_page_sorts_and_shuffles_by_default(client, sort, shown):
+    page = client.get(f"{CLAUSE}/7" + (f"?sort={sort}" if sort else ""))
     assert page.status_code == 200
     assert page.text.count('class="app-amendment"') == 2
+    assert f'<strong aria-current="true">{shown}</strong>' in page.text
+
+
+def test_sort_by_ranking_follows_the_live_ranking(client, seeded):
+    page = client.get(f"{CLAUSE}/7?sort=ranked")
+    ids = re.findall(r'id="amendment-(\d+)"', page.text)
+    report = seeded.call(lambda s: build_report(s, s.get(Consultation, _consultation_id(seeded))))
+    expected = [row.ranked.ref[1:] for row in report.rows if row.ranked.clause_ref == "7"]
+    assert ids == expected
 
 
 def test_sort_by_most_supported_puts_the_most_supported_first(client, seeded):
@@ -397,15 +416,15 @@ def test_voting_on_an_amendment_that_does_not_exist_is_a_404(client, seeded):
 def test_results_rank_as_the_ranking_module_does(client, seeded):
     page = client.get(f"/consultations/{SLUG}/results")
     assert page.status_code == 200
-    tally = seeded.call(consultation_tally, _consultation_id(seeded))
-    expected = [a.ref[1:] for a in rank(tally.tallies, tally.groups)]
+    report = seeded.call(lambda s: build_report(s, s.get(Consultation, _consultation_id(seeded))))
+    expected = [row.ranked.ref[1:] for row in report.rows]
     ranked_table = page.text.split("All amendments, ranked")[1]
     shown = re.findall(
         r'<td class="govuk-table__cell">\s*<a class="govuk-link" href="[^"]+#amendment-(\d+)"',
         ranked_table,
     )
     assert shown == expected
-    assert "Original stands" in page.text
+    assert "Current wording stands" in page.text
     assert "Mostly from NHS England" in page.text
     assert "95% interval" in page.text
 

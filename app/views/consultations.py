@@ -43,6 +43,12 @@ async def consultation(request: Request) -> Response:
     )
 
 
+def page_number(request: Request) -> int:
+    """The ?page= number, 1 when absent or not a sensible number."""
+    value = request.query_params.get("page", "1")
+    return int(value) if value.isdigit() and len(value) < 7 else 1
+
+
 async def clause(request: Request, errors: dict | None = None) -> Response:
     """One clause: its wording and its amendments as tracked changes, with votes."""
     sort = request.query_params.get("sort", "shuffled")
@@ -56,6 +62,7 @@ async def clause(request: Request, errors: dict | None = None) -> Response:
         user.id if user else None,
         sort,
         seed,
+        page_number(request),
     )
     now = utcnow()
     window = window_of(page.consultation)

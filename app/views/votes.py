@@ -24,18 +24,20 @@ async def vote(request: Request) -> Response:
         raise NotAllowed("Sign in to vote on amendments.")
     stance = (await form_fields(request, "stance"))["stance"]
     database = request.app.state.database
-    # The vote is one short write transaction; what the widget shows afterwards is read
+    # The vote is one short write transaction; what the page shows afterwards is read
     # outside it, so that the write lock is held for the vote alone.
-    await database.write(cast_vote, user.id, amendment_id, None if stance == "withdraw" else stance)
+    amendment = await database.write(
+        cast_vote, user.id, amendment_id, None if stance == "withdraw" else stance
+    )
+    if not is_htmx(request):
+        slug, number = await database.run(queries.clause_page_address, amendment)
+        return redirect(f"{clause_url(slug, number)}?voted={amendment_id}#amendment-{amendment_id}")
 
     def show(session):
         row = queries.amendment_row(session, amendment_id, user.id)
-        consultation = session.get(Consultation, row.amendment.consultation_id)
-        return row, consultation, queries.clause_page_address(session, row.amendment)
+        return row, session.get(Consultation, row.amendment.consultation_id)
 
-    row, consultation, (slug, number) = await database.run(show)
-    if not is_htmx(request):
-        return redirect(f"{clause_url(slug, number)}?voted={amendment_id}#amendment-{amendment_id}")
+    row, consultation = await database.run(show)
     refusal = vote_refusal(
         participant_of(user), window_of(consultation), row.amendment.status, utcnow()
     )

@@ -125,29 +125,6 @@ def upgrade() -> None:
                     f"BEGIN SELECT RAISE(ABORT, '{message}'); END"
                 )
 
-    # Consultations closed before this revision get their record frozen now, from the
-    # votes as they stand, and a hash of the ballot file in its new form. Only the id and
-    # ballot key are read, in SQL, so later columns on the model do not break this step.
-    from types import SimpleNamespace
-
-    from sqlmodel import Session
-
-    from app.tallies import freeze_ballots
-
-    closed = connection.execute(
-        sa.text("SELECT id, ballot_key FROM consultation WHERE status IN ('closed', 'published')")
-    ).all()
-    with Session(bind=connection) as session:
-        for consultation_id, ballot_key in closed:
-            digest = freeze_ballots(
-                session, SimpleNamespace(id=consultation_id, ballot_key=ballot_key)
-            )
-            session.execute(
-                sa.text("UPDATE consultation SET ballots_sha256 = :digest WHERE id = :id"),
-                {"digest": digest, "id": consultation_id},
-            )
-        session.flush()
-
 
 def downgrade() -> None:
     connection = op.get_bind()

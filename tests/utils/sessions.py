@@ -19,10 +19,14 @@ from starlette.testclient import TestClient
 from app.main import SESSION_COOKIE
 
 
-def force_login(
-    client: TestClient, user_id: int, signed_in_at: int | None = None, seen_at: int | None = None
-) -> str:
-    """Give ``client`` a signed-in session for ``user_id``; returns the session's CSRF token."""
+def signed_session(
+    secret_key: str, user_id: int, signed_in_at: int | None = None, seen_at: int | None = None
+) -> tuple[str, str]:
+    """A session cookie value for ``user_id`` signed with ``secret_key``, and its CSRF token.
+
+    For clients of a real server process as much as for the test client: whoever
+    holds the server's secret can make the cookie its sign-in would have set.
+    """
     now = int(time.time())
     csrf = secrets.token_urlsafe(16)
     data = {
@@ -31,8 +35,17 @@ def force_login(
         "seen_at": now if seen_at is None else seen_at,
         "csrf": csrf,
     }
-    signer = itsdangerous.TimestampSigner(str(client.app.state.settings.secret_key))
-    cookie = signer.sign(b64encode(json.dumps(data).encode())).decode()
+    signer = itsdangerous.TimestampSigner(str(secret_key))
+    return signer.sign(b64encode(json.dumps(data).encode())).decode(), csrf
+
+
+def force_login(
+    client: TestClient, user_id: int, signed_in_at: int | None = None, seen_at: int | None = None
+) -> str:
+    """Give ``client`` a signed-in session for ``user_id``; returns the session's CSRF token."""
+    cookie, csrf = signed_session(
+        client.app.state.settings.secret_key, user_id, signed_in_at, seen_at
+    )
     # Replace any session the client already has, whatever domain its cookie was set for.
     client.cookies.clear()
     client.cookies.set(SESSION_COOKIE, cookie)
