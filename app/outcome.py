@@ -24,7 +24,8 @@ from app.ranking import (
     AmendmentTally,
     RankedAmendment,
     Rules,
-    rank,
+    natural_key,
+    score,
 )
 from app.textdiff import Segment, word_diff
 
@@ -168,28 +169,43 @@ def _competes(amendment: RankedAmendment) -> bool:
     return amendment.kind in ("change", "delete")
 
 
-def robustness(
-    leader: RankedAmendment,
-    rivals: Sequence[RankedAmendment],
-    rules: Rules,
-    still_leads,
-) -> Robustness:
-    """Remove each organisation's votes in turn (from every rival too) and see who leads.
+def _without(amendment: RankedAmendment, group: str, rules: Rules) -> RankedAmendment:
+    """The amendment's figures as if ``group`` had not voted on it."""
+    if group not in amendment.by_group:
+        return amendment
+    by_group = {g: c for g, c in amendment.by_group.items() if g != group}
+    return score(
+        AmendmentTally(amendment.ref, amendment.clause_ref, by_group, amendment.kind), rules
+    )
 
-    ``still_leads(ranked)`` says whether ``leader`` still leads among the re-ranked
-    amendments. "other" is many small organisations, not one, so it is not removed.
+
+def _beats(a: RankedAmendment, b: RankedAmendment) -> bool:
+    """Whether ``a`` ranks above ``b`` (the ranking's own order)."""
+    return (-a.order, natural_key(a.ref)) < (-b.order, natural_key(b.ref))
+
+
+def robustness(
+    leader: RankedAmendment, rivals: Sequence[RankedAmendment], rules: Rules
+) -> Robustness:
+    """Remove each organisation's votes in turn (from every rival too): does it still lead?
+
+    It still leads when it still carries and no rival that carries ranks above it.
+    Removing one organisation divides an order statistic by at most 4 or multiplies it
+    by at most 4, so a rival whose order is below a sixteenth of the leader's can never
+    overtake it and is not looked at. "other" is many small organisations, not one, so
+    it is not removed.
     """
-    groups = sorted({g for a in (leader, *rivals) for g in a.by_group if g != OTHER})
+    contenders = [r for r in rivals if r.order * 16 >= leader.order]
+    groups = sorted({g for a in (leader, *contenders) for g in a.by_group if g != OTHER})
     named: list[str] = []
     unnamed = 0
     for group in groups:
-        tallies = [
-            AmendmentTally(
-                a.ref, a.clause_ref, {g: c for g, c in a.by_group.items() if g != group}, a.kind
-            )
-            for a in (leader, *rivals)
-        ]
-        if not still_leads(rank(tallies, rules)):
+        reduced = _without(leader, group, rules)
+        survives = reduced.carries and not any(
+            other.carries and _beats(other, reduced)
+            for other in (_without(r, group, rules) for r in contenders)
+        )
+        if not survives:
             if leader.by_group.get(group) and leader.by_group[group].total >= SMALL_NUMBER:
                 named.append(group)
             else:
@@ -219,22 +235,13 @@ def _clause_vote_result(changes: list[RankedAmendment], rules: Rules):
     if leader is None:
         return leader, runner_up, close, None
     rivals = [a for a in changes if a is not leader]
-
-    def still_leads(reranked):
-        new_leader, _, _ = leading_change(reranked)
-        return new_leader is not None and new_leader.ref == leader.ref
-
-    return leader, runner_up, close, robustness(leader, rivals, rules, still_leads)
+    return leader, runner_up, close, robustness(leader, rivals, rules)
 
 
 def _new_clause_question(amendment: RankedAmendment, rules: Rules) -> NewClauseQuestion:
     if not amendment.carries:
         return NewClauseQuestion(amendment, False, None)
-
-    def still_carries(reranked):
-        return reranked[0].carries
-
-    return NewClauseQuestion(amendment, True, robustness(amendment, [], rules, still_carries))
+    return NewClauseQuestion(amendment, True, robustness(amendment, [], rules))
 
 
 def _changed(clause: ClauseText, heading: str, text: str, refs, by_organisers=False):

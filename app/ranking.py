@@ -168,13 +168,23 @@ def order_statistic(by_group: Mapping[str, Counts]) -> Fraction:
     """The product of every voting group's clipped odds (its log is the score).
 
     A group with no votes has odds 1 and changes nothing, so organisations that voted
-    on nothing cannot move the order.
+    on nothing cannot move the order. Multiplied as integers and reduced once: the
+    same exact value as multiplying ``group_odds``, at a fraction of the cost.
     """
-    product = Fraction(1)
+    clip = RATIO_CLIP.numerator
+    numerator = denominator = 1
     for counts in by_group.values():
-        if counts.total:
-            product *= group_odds(counts)
-    return product
+        if not counts.total:
+            continue
+        s, o = counts.supports + 1, counts.opposes + 1
+        if s >= clip * o:
+            numerator *= clip
+        elif o >= clip * s:
+            denominator *= clip
+        else:
+            numerator *= s
+            denominator *= o
+    return Fraction(numerator, denominator)
 
 
 def capped_share(

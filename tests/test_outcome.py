@@ -179,3 +179,42 @@ def test_the_consolidated_text_always_says_what_the_table_says(case):
 
 def test_small_numbers_are_suppressed():
     assert suppress_small(4) == "fewer than 5" and suppress_small(5) == 5
+
+
+def brute_force_depends_on(changes, leader_ref):
+    """Every organisation whose removal (re-ranking everything from scratch) changes the lead."""
+    groups = {g for t in changes for g in t.by_group if g != "other"}
+    depends = set()
+    for group in groups:
+        reduced = [
+            AmendmentTally(t.ref, t.clause_ref, {g: c for g, c in t.by_group.items() if g != group})
+            for t in changes
+        ]
+        leader = next((a for a in rank(reduced) if a.carries), None)
+        if leader is None or leader.ref != leader_ref:
+            depends.add(group)
+    return depends
+
+
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["a", "b", "c", "d", "other"]),
+            st.builds(Counts, st.integers(0, 12), st.integers(0, 12)),
+            max_size=5,
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_robustness_agrees_with_re_ranking_from_scratch(groups_per_amendment):
+    changes = [AmendmentTally(f"A{i + 1}", "1", g) for i, g in enumerate(groups_per_amendment)]
+    result = clause_outcomes(rank(changes), [CLAUSES[0]]).clauses[0]
+    if result.leading is None:
+        assert result.robustness is None
+        return
+    expected = brute_force_depends_on(changes, result.leading.ref)
+    robust = result.robustness
+    assert robust.holds == (not expected)
+    assert len(robust.named) + robust.unnamed == len(expected)
+    assert set(robust.named) <= expected

@@ -25,6 +25,7 @@ from app.ranking import (
     capped_share,
     group_odds,
     natural_key,
+    order_statistic,
     rank,
     recode_small_organisations,
     score,
@@ -179,6 +180,15 @@ def test_one_organisation_alone_cannot_sink_broad_support_below_a_marginal_amend
         broad[bloc_group] = bloc_counts
     ranked = rank([AmendmentTally("A1", "1", marginal), AmendmentTally("A9", "1", broad)])
     assert order_of(ranked)[0] == "A9"
+
+
+@given(by_group)
+def test_the_order_statistic_is_the_product_of_each_organisations_clipped_odds(groups):
+    expected = Fraction(1)
+    for c in groups.values():
+        if c.total:
+            expected *= group_odds(c)
+    assert order_statistic(groups) == expected
 
 
 @given(counts)
