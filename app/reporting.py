@@ -8,7 +8,8 @@ ballot file) `redline tally` all go this way.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from app.models import (
     Amendment,
+    AuditEntry,
     Ballot,
     Clause,
     ClauseVersion,
@@ -138,6 +140,39 @@ def _final_wordings(session: Session, consultation_id: int) -> list[FinalText]:
     return [
         FinalText(number, f.heading, f.text, tuple(f.amendment_refs.split())) for f, number in rows
     ]
+
+
+_RECORDS: OrderedDict[tuple, Report] = OrderedDict()
+_RECORDS_LOCK = threading.Lock()
+RECORDS_KEPT = 4
+
+
+def frozen_report(session: Session, consultation: Consultation) -> Report:
+    """The report of a closed or published consultation, built once per change.
+
+    After closing, the counts are frozen; what can still change the report is an
+    organiser's action (a decision, final wording, moderation, publication), and each
+    of those writes an audit entry in the same transaction. So the report is kept,
+    per process, under the consultation's status and its latest audit entry, and is
+    rebuilt only when one of those moves. Open consultations are always built afresh.
+    """
+    if consultation.status not in ("closed", "published"):
+        return build_report(session, consultation)
+    latest = session.exec(
+        select(func.max(AuditEntry.id)).where(AuditEntry.consultation_id == consultation.id)
+    ).one()
+    database = session.get_bind().url.render_as_string(hide_password=True)
+    key = (database, consultation.id, consultation.status, consultation.ballots_sha256, latest)
+    with _RECORDS_LOCK:
+        if key in _RECORDS:
+            _RECORDS.move_to_end(key)
+            return _RECORDS[key]
+    report = build_report(session, consultation)
+    with _RECORDS_LOCK:
+        _RECORDS[key] = report
+        while len(_RECORDS) > RECORDS_KEPT:
+            _RECORDS.popitem(last=False)
+    return report
 
 
 def build_report(session: Session, consultation: Consultation) -> Report:

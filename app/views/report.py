@@ -13,7 +13,7 @@ from app.auth import current_user, role_of
 from app.errors import Conflict, NotAllowed, NotFound
 from app.exports import FORMATS, export_stream
 from app.models import Consultation
-from app.reporting import build_report
+from app.reporting import frozen_report
 from app.tallies import ballot_file as ballot_file_chunks
 from app.web import render
 
@@ -43,7 +43,7 @@ async def _visible_consultation(request: Request) -> Consultation:
 async def report(request: Request) -> Response:
     """The report page: ranking, decisions, turnout, charts and the consolidated text."""
     consultation = await _visible_consultation(request)
-    built = await request.app.state.database.run(build_report, consultation)
+    built = await request.app.state.database.run(frozen_report, consultation)
     return await render(
         request, "report/report.html", {"consultation": consultation, "report": built}
     )
@@ -55,7 +55,7 @@ async def download(request: Request) -> Response:
     if fmt not in FORMATS:
         raise NotFound(f"There is no {fmt!r} download; choose one of {', '.join(FORMATS)}.")
     consultation = await _visible_consultation(request)
-    built = await request.app.state.database.run(build_report, consultation)
+    built = await request.app.state.database.run(frozen_report, consultation)
     return StreamingResponse(
         export_stream(built, fmt, consultation.ballots_sha256),
         media_type=FORMATS[fmt],
