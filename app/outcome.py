@@ -24,6 +24,7 @@ from app.ranking import (
     AmendmentTally,
     RankedAmendment,
     Rules,
+    group_odds,
     natural_key,
     score,
 )
@@ -179,32 +180,36 @@ def _without(amendment: RankedAmendment, group: str, rules: Rules) -> RankedAmen
     )
 
 
-def _beats(a: RankedAmendment, b: RankedAmendment) -> bool:
-    """Whether ``a`` ranks above ``b`` (the ranking's own order)."""
-    return (-a.order, natural_key(a.ref)) < (-b.order, natural_key(b.ref))
-
-
 def robustness(
     leader: RankedAmendment, rivals: Sequence[RankedAmendment], rules: Rules
 ) -> Robustness:
     """Remove each organisation's votes in turn (from every rival too): does it still lead?
 
     It still leads when it still carries and no rival that carries ranks above it.
-    Removing one organisation divides an order statistic by at most 4 or multiplies it
-    by at most 4, so a rival whose order is below a sixteenth of the leader's can never
-    overtake it and is not looked at. "other" is many small organisations, not one, so
-    it is not removed.
+    Removing one organisation divides an order statistic by exactly that
+    organisation's clipped odds, at most 4 either way, so rivals are visited from the
+    highest order down and only while one could still reach the leader; a rival is
+    scored afresh only when its reduced order would put it above. "other" is many
+    small organisations, not one, so it is not removed.
     """
-    contenders = [r for r in rivals if r.order * 16 >= leader.order]
-    groups = sorted({g for a in (leader, *contenders) for g in a.by_group if g != OTHER})
+    ordered = sorted(rivals, key=lambda r: -r.order)
+    reachable = [r for r in ordered if r.order * 16 >= leader.order]
+    groups = sorted({g for a in (leader, *reachable) for g in a.by_group if g != OTHER})
+    leader_key = natural_key(leader.ref)
     named: list[str] = []
     unnamed = 0
     for group in groups:
         reduced = _without(leader, group, rules)
-        survives = reduced.carries and not any(
-            other.carries and _beats(other, reduced)
-            for other in (_without(r, group, rules) for r in contenders)
-        )
+        survives = reduced.carries
+        for rival in ordered if survives else ():
+            if rival.order * 4 < reduced.order:
+                break  # neither this rival nor any after it can reach the leader
+            counts = rival.by_group.get(group)
+            order = rival.order / group_odds(counts) if counts and counts.total else rival.order
+            above = (-order, natural_key(rival.ref)) < (-reduced.order, leader_key)
+            if above and _without(rival, group, rules).carries:
+                survives = False
+                break
         if not survives:
             if leader.by_group.get(group) and leader.by_group[group].total >= SMALL_NUMBER:
                 named.append(group)

@@ -9,8 +9,10 @@ ballot file) `redline tally` all go this way.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, distinct, exists, func
@@ -29,6 +31,7 @@ from app.models import (
     User,
     Vote,
     Voter,
+    utcnow,
 )
 from app.outcome import ClauseText, Outcome, Proposal, clause_outcomes, suppress_small
 from app.outcome import FinalWording as FinalText
@@ -89,6 +92,7 @@ class Report:
     turnout: dict[str, int]
     turnout_by_organisation: list[TurnoutRow]
     frozen: bool
+    counted_at: datetime = field(default_factory=utcnow)
 
     @property
     def consolidated(self):
@@ -145,6 +149,43 @@ def _final_wordings(session: Session, consultation_id: int) -> list[FinalText]:
 _RECORDS: OrderedDict[tuple, Report] = OrderedDict()
 _RECORDS_LOCK = threading.Lock()
 RECORDS_KEPT = 4
+
+
+_LIVE: dict[tuple, tuple[float, float, Report]] = {}
+# A live report that takes more than this to build is kept for a while (see live_report).
+LIVE_BUILD_WORTH_KEEPING = 0.25
+LIVE_STALE_FACTOR = 10
+LIVE_MAX_AGE = 60.0
+
+
+def live_report(session: Session, consultation: Consultation) -> Report:
+    """The report of an open consultation, for the live results page.
+
+    Small consultations are counted afresh on every view. One whose report takes
+    longer than LIVE_BUILD_WORTH_KEEPING seconds to build is served from the last
+    count for up to LIVE_STALE_FACTOR times its build time (at most a minute), so
+    that results viewed by many people at once cost one count, not one each; the page
+    says when it was counted. Only one request per process rebuilds at a time.
+    """
+    if consultation.status in ("closed", "published"):
+        return frozen_report(session, consultation)
+    key = (session.get_bind().url.render_as_string(hide_password=True), consultation.id)
+    now = time.monotonic()
+    kept = _LIVE.get(key)
+    if kept is not None and now - kept[0] < kept[1]:
+        return kept[2]
+    with _RECORDS_LOCK:
+        kept = _LIVE.get(key)
+        if kept is not None and time.monotonic() - kept[0] < kept[1]:
+            return kept[2]
+        started = time.monotonic()
+        report = build_report(session, consultation)
+        cost = time.monotonic() - started
+        if cost > LIVE_BUILD_WORTH_KEEPING:
+            _LIVE[key] = (time.monotonic(), min(LIVE_MAX_AGE, LIVE_STALE_FACTOR * cost), report)
+        else:
+            _LIVE.pop(key, None)
+    return report
 
 
 def frozen_report(session: Session, consultation: Consultation) -> Report:

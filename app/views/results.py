@@ -12,7 +12,7 @@ from app.ranking import (
     ORGANISATION_VOTE_CAP,
     SINGLE_ORGANISATION_SHARE,
 )
-from app.reporting import build_report
+from app.reporting import live_report
 from app.web import redirect, render
 
 
@@ -25,7 +25,7 @@ async def results(request: Request) -> Response:
         # Once closed the report takes over: organisers see it at once, everyone on publication.
         return redirect(f"/consultations/{consultation.slug}/report")
     visible = results_visible(consultation.status, consultation.live_results)
-    report = await database.run(build_report, consultation) if visible else None
+    report = await database.run(live_report, consultation) if visible else None
     return await render(
         request,
         "results/results.html",
