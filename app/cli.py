@@ -266,6 +266,41 @@ def tally_command(ballot_file: Path, min_votes: int, min_organisations: int) -> 
         click.echo(line)
 
 
+@main.command("recount")
+@click.argument("slug")
+@click.pass_context
+def recount_command(ctx: click.Context, slug: str) -> None:
+    """Check the counts kept with every vote against the votes, and rebuild them.
+
+    Prints how many (amendment, organisation) counts differed from a recount; after
+    this they are equal. Needed only after votes were loaded around Redline.
+    """
+    from app.queries import consultation_by_slug
+    from app.tallies import kept_counts, rebuild_tallies, recount
+
+    settings = _settings(ctx)
+    database = Database(settings.database_url)
+    try:
+        with database.write_session() as session:
+            try:
+                consultation = consultation_by_slug(session, slug, include_drafts=True)
+            except RedlineError as error:
+                _fail(error.message)
+            counted = {k: v for k, v in recount(session, consultation.id).items() if v != (0, 0)}
+            kept = kept_counts(session, consultation.id)
+            differing = {k for k in counted.keys() | kept.keys() if counted.get(k) != kept.get(k)}
+            rebuild_tallies(session, consultation.id)
+            session.commit()
+    finally:
+        database.dispose()
+    click.echo(
+        f"{len(counted)} counts recounted; {len(differing)} differed from the kept counts "
+        "and are now corrected."
+        if differing
+        else f"{len(counted)} counts recounted; all matched the kept counts."
+    )
+
+
 def _with_database(settings: Settings, fn, *args):
     database = Database(settings.database_url)
     try:

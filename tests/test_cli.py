@@ -56,6 +56,7 @@ def row_counts(database: Database) -> tuple[int, int, int]:
         ["revoke"],
         ["export"],
         ["tally"],
+        ["recount"],
     ],
 )
 def test_every_command_has_help(command):
@@ -248,3 +249,21 @@ def test_tally_says_where_a_ballot_file_is_wrong(tmp_path):
     result = CliRunner().invoke(main, ["tally", str(path)])
     assert result.exit_code == 1
     assert f"{path}: line 2: stance" in result.output
+
+
+def test_recount_finds_and_corrects_counts_that_drifted(seeded: Database):
+    from sqlalchemy import text
+
+    from app.tallies import kept_counts, recount
+
+    assert "all matched" in run(seeded.url, "recount", "social-media-guidance").output
+    with seeded.write_session() as session:
+        session.execute(text("UPDATE vote_tally SET supports = supports + 3"))
+        session.commit()
+    result = run(seeded.url, "recount", "social-media-guidance")
+    assert result.exit_code == 0 and "are now corrected" in result.output
+    with seeded.session() as session:
+        consultation_id = session.exec(select(Consultation.id)).one()
+        counted = recount(session, consultation_id)
+        assert kept_counts(session, consultation_id) == counted
+    assert run(seeded.url, "recount", "no-such").exit_code == 1
