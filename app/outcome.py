@@ -78,18 +78,16 @@ class Robustness:
 
     @property
     def summary(self) -> str:
+        """In words; an organisation is named only when it gave 5 or more of the votes."""
         if self.holds:
             return "Still leads with any one organisation's votes removed"
-        parts = [f"this lead depends on votes from {name}" for name in self.named]
-        if self.unnamed:
-            parts.append(
-                "this lead depends on one organisation"
-                if self.unnamed == 1 and not self.named
-                else f"it also depends on {self.unnamed} other organisation"
-                + ("s" if self.unnamed > 1 else "")
-            )
-        text = "; ".join(parts)
-        return text[0].upper() + text[1:]
+        others = f"{self.unnamed} other organisation" + ("s" if self.unnamed > 1 else "")
+        if self.named:
+            text = "This lead depends on votes from " + " and ".join(self.named)
+            return text + (f", and on {others}" if self.unnamed else "")
+        if self.unnamed == 1:
+            return "This lead depends on one organisation"
+        return f"This lead depends on each of {self.unnamed} organisations"
 
 
 @dataclass(frozen=True)
