@@ -48,9 +48,12 @@ lock: $(STAMP)/python
 clean:
 	rm -rf $(VENV) node_modules $(STAMP) .pytest_cache .hypothesis
 
-# Not part of `make test`: builds 1,000,000 votes per engine and prints timings and memory.
+# Not part of `make test`: builds issue 9's consultation (30,000 amendments, 50,000 voters,
+# 1,000,000 votes) on each engine, loads a real server with 64 connections and prints
+# requests/s, p50 and p99 beside bare Starlette plaintext, report times and export memory
+# (docs/performance.md). `make bench BENCH_ARGS=--quick` runs a tenth of it.
 bench: install
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # Not part of `make test`: votes from many threads at a real server on each engine, the
 # server killed with SIGKILL mid-load and restarted; prints acknowledged against stored
