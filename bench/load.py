@@ -242,15 +242,21 @@ async def _watch_timeouts(load: _Load, timeout: float) -> None:
                 client.fail()
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User and system CPU seconds of process ``pid`` so far (None where /proc is missing)."""
+def cpu_seconds(pid: int, children: bool = False) -> float | None:
+    """User and system CPU seconds of process ``pid`` so far (None where /proc is missing).
+
+    With ``children``, also those of its children that have exited and been waited for.
+    """
     try:
         with open(f"/proc/{pid}/stat") as stat:
             fields = stat.read().rpartition(")")[2].split()
     except OSError:
         return None
-    # After the command name: state is field 3, utime and stime are fields 14 and 15.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    # After the command name: state is field 3; utime, stime, cutime and cstime are 14-17.
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def machine_cpu_seconds() -> float | None:

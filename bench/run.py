@@ -6,19 +6,25 @@ default the local server) it builds the consultation of issue 9 (bench/dataset.p
 1,000,000 votes) and:
 
 - serves bare Starlette plaintext with `redline serve`'s own uvicorn options
-  (bench/plaintext.py) and loads it with 64 connections (bench/load.py): the ceiling;
+  (bench/plaintext.py) and loads it with 64 connections (bench/load.py), before and
+  after Redline's pages: the mean of the two is the ceiling;
 - serves Redline with `redline serve` (one worker) and loads, with 64 connections, the
   vote POST (htmx, signed in, a different voter each time), the clause page with 300
-  amendments, the live results page and the home page; each is printed with its
-  requests per second as a ratio to the ceiling, p50 and p99 under load, answers that
-  were not 2xx, and its p50 and size with one connection alone;
+  amendments, the live results page (for a minute, so that its periodic recount is
+  in the figure) and the home page; each is printed with its requests per second as a
+  ratio to the ceiling, p50 and p99 under load, answers that were not 2xx, the CPU the
+  server and PostgreSQL used, and the first answer and p50 with one connection alone;
 - times the bare SQL aggregation the ranking rests on, the report while open, closing
   (freezing the ballots) and the report once closed;
 - measures the peak memory of each export in a fresh process, on this dataset and on
   one with the same people and amendments but 10,000 votes: the growth is what the
   votes cost.
 
-Then it prints each of issue 9's aims, met or missed, and SQLite against PostgreSQL.
+A load during which other processes on the machine took more than a quarter of a core
+is run again (up to three times in all) and the least disturbed kept; any still
+disturbed are named at the end. For the first engine it also checks that the load
+generator is not the limit (two generator processes, and wrk if installed). Then it
+prints each of issue 9's aims, met or missed, and SQLite against PostgreSQL.
 ``--quick`` runs the same on a tenth of the data with short loads, for development.
 """
 
@@ -29,6 +35,7 @@ import os
 import platform
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -63,8 +70,11 @@ CLAUSE_AIM, RESULTS_AIM = 0.02, 0.01
 REPORT_AIM = 0.5
 EXPORT_GROWTH_AIM = 50.0
 ENGINE_FACTOR_AIM = 2.0
-# Cores used by other processes during a measurement above which its figures are suspect.
+# Cores used by other processes during a measurement above which its figures are suspect,
+# and how many times such a measurement is tried.
 DISTURBED = 0.25
+ATTEMPTS = 3
+RETRY_AFTER = 15.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,9 @@ class Settings:
     warmup: float
     alone: float
     check_generator: bool
+    # The live results page is measured for longer: it recounts at most once a minute
+    # (app.reporting.live_report), and a fair figure includes a recount.
+    results_duration: float
 
 
 @dataclass
@@ -87,6 +100,8 @@ class Page:
     alone: load.Result | None = None
     # The first request on the idle server: status, seconds, bytes (a kept result rebuilt).
     first: tuple[int, float, int] = (0, 0.0, 0)
+    # Loads run to get one undisturbed by other processes (see measure).
+    attempts: int = 1
 
     def ratio(self, ceiling: float) -> float:
         return self.under_load.per_second / ceiling if ceiling else 0.0
@@ -237,25 +252,42 @@ def vote_requests(server: Server, size: Size, count: int) -> list[bytes]:
     return made
 
 
-def measure(server: Server, requests: list[bytes], settings: Settings) -> Page:
-    """One request alone on the idle server, then one connection, then the full load."""
+def measure(
+    server: Server, requests: list[bytes], settings: Settings, duration: float | None = None
+) -> Page:
+    """One request alone on the idle server, then one connection, then the full load.
+
+    A load during which other processes took more than DISTURBED of a core is tried
+    again, up to ATTEMPTS times in all, and the least disturbed attempt is kept.
+    """
     page = Page("")
     page.first = load.once(server.base, requests[-1])
     page.alone = load.run(server.base, requests, 1, settings.alone, settings.alone / 4)
-    page.under_load = load.run(
-        server.base,
-        requests,
-        settings.connections,
-        settings.duration,
-        settings.warmup,
-        server_pid=server.process.pid,
-        probe=cpu_probe,
-    )
+    for attempt in range(1, ATTEMPTS + 1):
+        result = load.run(
+            server.base,
+            requests,
+            settings.connections,
+            duration or settings.duration,
+            settings.warmup,
+            server_pid=server.process.pid,
+            probe=cpu_probe,
+        )
+        if page.under_load is None or disturbance(result) < disturbance(page.under_load):
+            page.under_load = result
+        page.attempts = attempt
+        if disturbance(result) <= DISTURBED:
+            break
+        time.sleep(RETRY_AFTER)
     return page
 
 
 def cpu_probe() -> dict[str, float]:
-    """CPU seconds so far of the whole machine and of PostgreSQL's processes (Linux)."""
+    """CPU seconds so far of the whole machine and of PostgreSQL's processes (Linux).
+
+    PostgreSQL's include backends that have exited (the server's connection pool may
+    open and close connections under load), which the postmaster has waited for.
+    """
     postgres = 0.0
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
@@ -265,7 +297,7 @@ def cpu_probe() -> dict[str, float]:
             except OSError:
                 continue
             if "(postgres)" in line:
-                postgres += load.cpu_seconds(int(entry.name)) or 0.0
+                postgres += load.cpu_seconds(int(entry.name), children=True) or 0.0
     return {"machine": load.machine_cpu_seconds() or 0.0, "postgres": postgres}
 
 
@@ -285,37 +317,50 @@ def disturbance(result: load.Result) -> float:
 def serve_and_load(
     figures: EngineFigures, url: str, settings: Settings, workdir: Path, check_generator: bool
 ) -> None:
+    """Plaintext, then Redline's pages, then plaintext again: the ceiling is their mean."""
     env = server_env(url, demo=False)
     log = workdir / f"{figures.engine}-plaintext.log"
     with PlaintextServer(env, log) as plaintext:
-        ceiling = measure(plaintext, get_requests(plaintext, "/"), settings)
-        ceiling.label = "plaintext (the ceiling)"
-        figures.pages["plaintext"] = ceiling
-        figures.ceiling = ceiling.under_load.per_second
-        print(_header(settings))
-        print(_row(ceiling, figures.ceiling))
+        before = measure(plaintext, get_requests(plaintext, "/"), settings)
+        before.label = "plaintext, before the pages"
         if check_generator:
-            _check_generator(plaintext, ceiling.under_load, settings, workdir)
-    print(f"    (uvicorn options: {_options(log)})")
+            _check_generator(plaintext, before.under_load, settings, workdir)
+    options = _options(log)
     log = workdir / f"{figures.engine}-redline.log"
+    pages = []
     with Server(env, log) as redline:
+        longer = max(settings.duration, settings.results_duration)
         checks = (
-            ("vote", "vote POST (htmx, signed in)", None),
-            ("clause", "clause 1 (300 amendments)", f"/consultations/{SLUG}/clauses/1"),
-            ("results", "live results", f"/consultations/{SLUG}/results"),
-            ("home", "home page", "/"),
+            ("vote", "vote POST (htmx, signed in)", None, None),
+            ("clause", "clause 1 (300 amendments)", f"/consultations/{SLUG}/clauses/1", None),
+            ("results", f"live results ({longer:g} s)", f"/consultations/{SLUG}/results", longer),
+            ("home", "home page", "/", None),
         )
-        for key, label, path in checks:
+        for key, label, path, duration in checks:
             if path is None:
                 requests = vote_requests(redline, settings.size, 20_000)
             else:
                 requests = get_requests(redline, path)
-            page = measure(redline, requests, settings)
+            page = measure(redline, requests, settings, duration)
             page.label = label
             figures.pages[key] = page
-            print(_row(page, figures.ceiling))
-        if "Traceback" in redline.log_tail(10**7):
-            print(f"    the server logged errors; the end of its log:\n{redline.log_tail(2000)}")
+            pages.append(page)
+        errors = "Traceback" in redline.log_tail(10**7)
+    with PlaintextServer(env, workdir / f"{figures.engine}-plaintext-after.log") as plaintext:
+        after = measure(plaintext, get_requests(plaintext, "/"), settings)
+        after.label = "plaintext, after the pages"
+    figures.pages["plaintext"] = before
+    figures.pages["plaintext after"] = after
+    figures.ceiling = (before.under_load.per_second + after.under_load.per_second) / 2
+    print(_header(settings))
+    for page in (before, after):
+        print(_row(page, figures.ceiling))
+    print(f"  {'the ceiling: their mean':<30} {figures.ceiling:9.1f}")
+    for page in pages:
+        print(_row(page, figures.ceiling))
+    print(f"    (uvicorn options for both: {options})")
+    if errors:
+        print(f"    the server logged errors; the end of its log:\n{redline.log_tail(2000)}")
 
 
 def _check_generator(
@@ -385,7 +430,7 @@ def _options(log: Path) -> str:
 def _header(settings: Settings) -> str:
     return (
         f"  under load: {settings.connections} connections, {settings.duration:g} s measured"
-        f" after {settings.warmup:g} s warm-up; ratio = requests/s over plaintext's\n"
+        f" after {settings.warmup:g} s warm-up; ratio = requests/s over the ceiling\n"
         f"  {'what':<30} {'req/s':>9} {'ratio':>7} {'p50 ms':>9} {'p99 ms':>9}"
         f" {'non-2xx':>8} {'errors':>7} {'CPU':>5} {'pg':>5} {'other':>5}"
         f" | {'first ms':>8} {'alone p50':>9} {'KB':>6}\n"
@@ -411,6 +456,8 @@ def _row(page: Page, ceiling: float) -> str:
         line += f"  (first answer: {page.first[0]})"
     if loaded.stuck:
         line += f"  (oldest unanswered at the end: {loaded.oldest_unfinished:.1f} s)"
+    if page.attempts > 1:
+        line += f"  (least disturbed of {page.attempts} attempts)"
     others = {s: n for s, n in loaded.statuses.items() if not 200 <= s < 300}
     if others:
         line += f"  statuses {dict(sorted(others.items()))}"
@@ -640,6 +687,8 @@ def main() -> None:
         help="skip loading plaintext from two generator processes (and wrk, if installed)",
     )
     args = parser.parse_args()
+    # Stopped with SIGTERM: still stop the servers and drop the databases on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     settings = Settings(
         size=dataset.QUICK if args.quick else dataset.FULL,
         few_votes=dataset.QUICK_FEW_VOTES if args.quick else dataset.FEW_VOTES,
@@ -647,6 +696,7 @@ def main() -> None:
         duration=args.duration or (3.0 if args.quick else 10.0),
         warmup=args.warmup or (1.0 if args.quick else 2.0),
         alone=1.0 if args.quick else 3.0,
+        results_duration=20.0 if args.quick else 60.0,
         check_generator=not args.no_generator_check,
     )
     engines = set(args.engines.split(","))
