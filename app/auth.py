@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,7 @@ SESSION_SEEN_AT = "seen_at"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 IDLE_EXPIRY_SECONDS = 2 * 60 * 60
+log = logging.getLogger("redline.auth")
 ABSOLUTE_EXPIRY_SECONDS = 12 * 60 * 60
 
 
@@ -71,11 +73,15 @@ def start_session(request: Request, user: User) -> None:
     request.session[SESSION_SIGNED_IN_AT] = now
     request.session[SESSION_SEEN_AT] = now
     request.session[SESSION_CSRF] = secrets.token_urlsafe(32)
+    log.info("sign-in: user %s", user.id, extra={"event": "sign-in", "user_id": user.id})
 
 
 def end_session(request: Request) -> None:
     """Sign out: nothing of the session survives."""
+    user_id = request.session.get(SESSION_USER)
     request.session.clear()
+    if user_id is not None:
+        log.info("sign-out: user %s", user_id, extra={"event": "sign-out", "user_id": user_id})
 
 
 def session_user_id(request: Request) -> int | None:

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import click
 
-from app import ballots, documents
+from app import ballots, documents, metrics
 from app.db import Database, migrate
 from app.errors import RedlineError
+from app.observability import configure_logging
 from app.ranking import DEFAULT_RULES, Rules
 from app.seeding import seed
 from app.services import import_document, set_role
 from app.settings import Settings, SettingsError
+from app.startup import check_schema, check_settings
 from app.summary import summary_lines
 
 
@@ -43,9 +47,15 @@ def main() -> None:
 @main.command("migrate")
 @click.pass_context
 def migrate_command(ctx: click.Context) -> None:
-    """Create or upgrade the database schema (Alembic migrations)."""
+    """Create or upgrade the database schema (Alembic migrations).
+
+    On PostgreSQL it holds an advisory lock, so hosts that start together migrate once.
+    """
     settings = _settings(ctx)
-    migrate(settings.database_url)
+    configure_logging(settings.log_format)
+    applied = migrate(settings.database_url)
+    if applied:
+        click.echo(f"Applied migrations {', '.join(applied)}.")
     click.echo(f"Database is up to date ({_redact(settings.database_url)}).")
 
 
@@ -74,12 +84,38 @@ def seed_command(ctx: click.Context, demo: bool) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
 @click.option("--workers", default=1, show_default=True, type=int, help="Worker processes.")
+@click.option(
+    "--graceful-timeout",
+    default=30,
+    show_default=True,
+    type=click.IntRange(1),
+    help="On SIGTERM, seconds to let requests in flight finish before closing them.",
+)
 @click.pass_context
-def serve_command(ctx: click.Context, host: str, port: int, workers: int) -> None:
-    """Serve the web app with uvicorn."""
+def serve_command(
+    ctx: click.Context, host: str, port: int, workers: int, graceful_timeout: int
+) -> None:
+    """Serve the web app with uvicorn.
+
+    Refuses to start (naming the variable) with settings fit only for a demo, or a
+    database that cannot be reached or whose schema is older than the code.
+    """
     import uvicorn
 
     settings = _settings(ctx, needs_secret=True)
+    configure_logging(settings.log_format)
+    database = Database(settings.database_url)
+    try:
+        check_settings(settings)
+        check_schema(database)
+    except SettingsError as error:
+        ctx.fail(str(error))
+    finally:
+        database.dispose()
+    if workers > 1 and not os.environ.get(metrics.MULTIPROC_DIR_VARIABLE):
+        # Every worker counts into files here, so that a scrape of any one sums them all.
+        # Set before the workers start (and import prometheus_client): see app.metrics.
+        os.environ[metrics.MULTIPROC_DIR_VARIABLE] = tempfile.mkdtemp(prefix="redline-metrics-")
     if settings.demo_sign_in_allowed:
         click.echo(f"Redline demo: open http://{host}:{port} and sign in as a demo persona.")
     uvicorn.run(
@@ -89,6 +125,10 @@ def serve_command(ctx: click.Context, host: str, port: int, workers: int) -> Non
         workers=workers,
         proxy_headers=True,
         log_level="info",
+        # Logging is ours (app.observability): one access line per request, with its id.
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=graceful_timeout,
     )
 
 

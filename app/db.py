@@ -15,12 +15,16 @@ never a 500.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
 from sqlalchemy import Engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
@@ -134,9 +138,90 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def migrate(url: str, revision: str = "head") -> None:
-    """Bring the schema of the database at ``url`` up to ``revision``."""
-    command.upgrade(alembic_config(url), revision)
+# The key of the PostgreSQL advisory lock `redline migrate` holds (any fixed 64-bit number;
+# this one spells "redline" in ASCII). Hosts starting together migrate one after another.
+MIGRATION_LOCK_KEY = 0x7265646C696E65
+
+
+def migrate(url: str, revision: str = "head") -> list[str]:
+    """Bring the schema of the database at ``url`` up to ``revision``; the revisions applied.
+
+    On PostgreSQL a session advisory lock is held throughout, so that when several hosts
+    run this at once one migrates and the others wait, then find nothing left to do.
+    (SQLite serialises the migration's transaction on its own write lock.)
+    """
+    config = alembic_config(url)
+    if url.startswith("sqlite"):
+        before = schema_revisions(url)
+        command.upgrade(config, revision)
+        return _applied(before, schema_revisions(url))
+    engine = make_engine(url)
+    try:
+        with engine.connect() as lock:
+            lock.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")
+            try:
+                before = schema_revisions(url)
+                command.upgrade(config, revision)
+                return _applied(before, schema_revisions(url))
+            finally:
+                lock.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")
+    finally:
+        engine.dispose()
+
+
+def _applied(before: frozenset[str], after: frozenset[str]) -> list[str]:
+    """The revisions applied to go from ``before`` to ``after``, oldest first."""
+    if before == after:
+        return []
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+
+    def lineage(heads: frozenset[str]) -> list[str]:
+        return [r.revision for r in script.iterate_revisions(tuple(heads), "base")]
+
+    already = set(lineage(before)) if before else set()
+    return [r for r in reversed(lineage(after)) if r not in already]
+
+
+def schema_revisions(url_or_engine: str | Engine) -> frozenset[str]:
+    """The Alembic revisions the database is at (empty: no schema at all)."""
+    engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+    try:
+        with engine.connect() as connection:
+            return frozenset(MigrationContext.configure(connection).get_current_heads())
+    finally:
+        if isinstance(url_or_engine, str):
+            engine.dispose()
+
+
+@functools.cache
+def code_heads() -> frozenset[str]:
+    """The latest revisions this code's migrations define (read once per process)."""
+    return frozenset(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
+
+
+def schema_behind(engine: Engine) -> str | None:
+    """Why the database's schema is older than this code needs, or None when it is not.
+
+    A revision this code does not know is newer code's migration (a rolling upgrade
+    migrates before it replaces the old processes): not "behind", so old processes keep
+    serving. Raises the driver's error when the database cannot be reached.
+    """
+    current = schema_revisions(engine)
+    heads = code_heads()
+    if current == heads:
+        return None
+    if not current:
+        return "the database has no schema yet"
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    try:
+        for revision in current:
+            script.get_revision(revision)
+    except RevisionError:
+        return None
+    return (
+        f"the database schema is at revision {', '.join(sorted(current))}; "
+        f"this code needs {', '.join(sorted(heads))}"
+    )
 
 
 class Database:

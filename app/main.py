@@ -16,11 +16,23 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from app import metrics
 from app.db import Database, is_busy
 from app.errors import Busy, RedlineError
+from app.observability import RequestObservability, configure_logging
 from app.oidc import make_registry
 from app.settings import Settings, SettingsError
-from app.views import amendments, consultations, organise, report, results, session, votes
+from app.startup import check_schema, check_settings
+from app.views import (
+    amendments,
+    consultations,
+    operations,
+    organise,
+    report,
+    results,
+    session,
+    votes,
+)
 from app.web import is_htmx, make_templates, render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +60,9 @@ def routes() -> list[Route | Mount]:
     """Every page and form handler; POST handlers are CSRF-protected (see app.auth)."""
     return [
         Route("/", consultations.home, name="home"),
+        Route("/healthz", operations.healthz, name="healthz"),
+        Route("/readyz", operations.readyz, name="readyz"),
+        Route("/metrics", operations.metrics_page, name="metrics"),
         Route("/sign-in", session.sign_in, name="sign_in"),
         Route("/sign-in/demo", session.demo_sign_in, methods=["POST"], name="demo_sign_in"),
         Route("/auth/{provider}/login", session.provider_sign_in, name="provider_sign_in"),
@@ -179,33 +194,68 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
-    """Anything unexpected: logged in full, shown as a plain apology without a traceback."""
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return await render(
+    """Anything unexpected: logged in full, shown as a plain apology without a traceback.
+
+    The page shows the request id, so that a person can quote it and an operator find
+    the traceback in the logs.
+    """
+    request_id = getattr(request.state, "request_id", None)
+    log.exception(
+        "unhandled error on %s %s",
+        request.method,
+        request.url.path,
+        exc_info=exc,
+        extra={"request_id": request_id or "-"},
+    )
+    response = await render(
         request,
         "errors/error.html",
         {
             "title": "Sorry, there is a problem with the service",
             "message": "Try again later. Nothing you sent has been half-saved.",
             "status": 500,
+            "request_id": request_id,
         },
         status_code=500,
     )
+    if request_id:
+        # This answer is sent outside RequestObservability, which adds it to all others.
+        response.headers["X-Request-ID"] = request_id
+    return response
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the Redline app from settings (read from the environment when not given)."""
     settings = settings or Settings.from_env()
+    configure_logging(settings.log_format)
+    check_settings(settings)
     database = Database(settings.database_url)
+    try:
+        check_schema(database)
+    except SettingsError:
+        database.dispose()
+        raise
+    pools = {"read": database.engine}
+    if database.write_engine is not database.engine:
+        pools["write"] = database.write_engine
+    for name, engine in pools.items():
+        metrics.watch_pool(engine, name)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette):
         yield
+        # uvicorn has let every in-flight request finish (or timed out) before this.
+        for name, engine in pools.items():
+            metrics.unwatch_pool(engine, name)
         database.dispose()
+        metrics.process_exiting()
+        log.info("shut down: database connections closed")
 
     app = Starlette(
         routes=routes(),
         middleware=[
+            # Outermost: the request id must be set before anything else logs.
+            Middleware(RequestObservability),
             Middleware(
                 SessionMiddleware,
                 secret_key=settings.secret_key,
@@ -213,7 +263,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 max_age=12 * 60 * 60,
                 same_site="lax",
                 https_only=settings.secure_cookies,
-            )
+            ),
         ],
         exception_handlers={
             RedlineError: redline_error,

@@ -6,8 +6,10 @@ records, so the log and the data can never disagree.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
+from sqlalchemy import event
 from sqlmodel import Session, col, func, select
 
 from app import documents
@@ -30,6 +32,7 @@ from app.services import import_document, lock_consultation
 from app.tallies import amendment_ref, freeze_ballots
 
 MAX_REASON_CHARS = 1000
+log = logging.getLogger("redline.organising")
 
 
 def audit(
@@ -40,7 +43,23 @@ def audit(
     reason: str = "",
     consultation_id: int | None = None,
 ) -> None:
-    """Add one entry to the append-only audit log (committed with the caller's change)."""
+    """Add one entry to the append-only audit log (committed with the caller's change).
+
+    Lifecycle, moderation and decision events are logged at INFO too, with the user id
+    only, once the change is committed (never for one that was rolled back).
+    """
+    event.listen(
+        session,
+        "after_commit",
+        lambda _session: log.info(
+            "%s: %s by user %s",
+            action,
+            subject,
+            actor_id,
+            extra={"event": action, "user_id": actor_id, "consultation_id": consultation_id},
+        ),
+        once=True,
+    )
     session.add(
         AuditEntry(
             consultation_id=consultation_id,

@@ -13,6 +13,7 @@ cycle.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import datetime
 
@@ -51,6 +52,8 @@ _PSEUDONYM_WORDS = (
     "Alder Ash Aspen Birch Cedar Elm Hazel Holly Juniper Larch Linden Maple Oak Pine Rowan "
     "Willow Yew Heron Kestrel Lapwing Curlew Dunlin Plover Wren Finch Swift Otter Badger Hare"
 ).split()
+
+log = logging.getLogger("redline.services")
 
 
 # First keys of PostgreSQL advisory locks, one namespace per kind of row locked.
@@ -191,6 +194,11 @@ def set_role(session: Session, email: str, role: str) -> int:
         user.role = role
         session.add(user)
     session.commit()
+    for user in users:
+        # The user id only: logs are kept longer and read more widely than the database.
+        log.info(
+            "role of user %s set to %s", user.id, role, extra={"event": "role", "user_id": user.id}
+        )
     return len(users)
 
 

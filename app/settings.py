@@ -215,6 +215,10 @@ class Settings:
     oidc_providers: tuple[OidcProvider, ...] = ()
     # How long to wait for an identity provider before showing an error page.
     oidc_timeout: float = 10.0
+    # Logs as plain text lines or JSON lines (app.observability).
+    log_format: str = "text"
+    # The bearer token a Prometheus scrape of /metrics must send; None: /metrics is 404.
+    metrics_token: str | None = field(default=None, repr=False)
 
     @property
     def is_embedded_database(self) -> bool:
@@ -276,6 +280,12 @@ class Settings:
                 f"REDLINE_BASE_URL must start with http:// or https://, not {base_url!r}"
             )
         seed_dir = Path(env.get("REDLINE_SEED_DIR", "") or cls.seed_dir)
+        log_format = env.get("REDLINE_LOG_FORMAT", "").strip().lower() or "text"
+        if log_format not in ("text", "json"):
+            raise SettingsError(f"REDLINE_LOG_FORMAT must be text or json, not {log_format!r}")
+        metrics_token = env.get("REDLINE_METRICS_TOKEN", "").strip() or None
+        if metrics_token is not None and len(metrics_token) < 16:
+            raise SettingsError("REDLINE_METRICS_TOKEN is too short: use at least 16 characters")
         return cls(
             database_url=database_url,
             secret_key=secret_key,
@@ -286,4 +296,6 @@ class Settings:
             seed_dir=seed_dir,
             oidc_providers=_providers(env),
             oidc_timeout=_seconds(env, "REDLINE_OIDC_TIMEOUT", 10.0),
+            log_format=log_format,
+            metrics_token=metrics_token,
         )

@@ -33,7 +33,7 @@ from app.auth import CSRF_HEADER
 from app.main import SESSION_COOKIE, create_app
 from app.settings import Settings
 from bench import dataset
-from tests.utils.servers import ROOT, SECRET_KEY
+from tests.utils.servers import PLACEHOLDER_PROVIDER_ENV, ROOT, SECRET_KEY
 from tests.utils.sessions import signed_session
 
 
@@ -93,7 +93,12 @@ def show(profile: cProfile.Profile, rows: int, only: str | None = None) -> None:
 def profile_requests(
     path: str | None, votes: bool, count: int, rows: int, only: str | None
 ) -> None:
-    env = {**os.environ, "REDLINE_SECRET_KEY": SECRET_KEY, "REDLINE_DEMO": "0"}
+    env = {
+        **os.environ,
+        "REDLINE_SECRET_KEY": SECRET_KEY,
+        "REDLINE_DEMO": "0",
+        **PLACEHOLDER_PROVIDER_ENV,
+    }
     app = create_app(Settings.from_env(env))
     db.run_in_threadpool = _inline  # the Database's worker-thread calls, in this thread
     rng = random.Random(9)

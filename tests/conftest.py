@@ -30,7 +30,7 @@ from starlette.testclient import TestClient
 from app.db import Database, migrate
 from app.main import create_app
 from app.seeding import seed
-from app.settings import Settings
+from app.settings import OidcProvider, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_DIR = ROOT / "seed"
@@ -255,8 +255,22 @@ def seeded(database: Database) -> Database:
     return database
 
 
+# Outside demo mode Redline refuses to start without an identity provider (app.startup).
+# Tests that sign people in by cookie name this one, which is never contacted.
+PLACEHOLDER_PROVIDER = OidcProvider(
+    name="work",
+    issuer="https://login.example.invalid",
+    client_id="redline-test",
+    client_secret="never-used",
+    label="a test identity provider",
+)
+
+
 def settings_for(url: str, **overrides) -> Settings:
-    """Settings for an app under test on ``url`` (demo mode on SQLite, a fixed secret)."""
+    """Settings for an app under test on ``url`` (demo mode on SQLite, a fixed secret).
+
+    Outside demo mode, with no provider given, the placeholder provider is configured.
+    """
     values = {
         "database_url": url,
         "secret_key": "test-secret-key-long-enough-for-signing",
@@ -264,6 +278,8 @@ def settings_for(url: str, **overrides) -> Settings:
         "seed_dir": SEED_DIR,
     }
     values.update(overrides)
+    if not (values["demo"] and url.startswith("sqlite")) and not values.get("oidc_providers"):
+        values["oidc_providers"] = (PLACEHOLDER_PROVIDER,)
     return Settings(**values)
 
 

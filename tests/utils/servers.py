@@ -26,6 +26,14 @@ from tests.utils.sessions import signed_session
 ROOT = Path(__file__).resolve().parent.parent.parent
 REDLINE = str(Path(sys.executable).parent / "redline")
 SECRET_KEY = "concurrency-test-secret-key-long-enough"
+# An identity provider that is never contacted (people sign in by signed cookie).
+PLACEHOLDER_PROVIDER_ENV = {
+    "REDLINE_OIDC_PROVIDERS": "work",
+    "REDLINE_OIDC_WORK_ISSUER": "https://login.example.invalid",
+    "REDLINE_OIDC_WORK_CLIENT_ID": "redline-test",
+    "REDLINE_OIDC_WORK_CLIENT_SECRET": "never-used",
+    "REDLINE_OIDC_WORK_LABEL": "a test identity provider",
+}
 _CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 
@@ -45,6 +53,9 @@ def server_env(database_url: str, demo: bool, **extra: str) -> dict[str, str]:
         "REDLINE_DEMO": "1" if demo else "0",
         "REDLINE_SEED_DIR": str(ROOT / "seed"),
     }
+    if not (demo and database_url.startswith("sqlite")):
+        # Outside demo mode a server refuses to start without an identity provider.
+        env.update(PLACEHOLDER_PROVIDER_ENV)
     env.update(extra)
     return env
 
