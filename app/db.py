@@ -25,6 +25,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
+from alembic.util import CommandError
 from sqlalchemy import Engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
@@ -216,7 +217,8 @@ def schema_behind(engine: Engine) -> str | None:
     try:
         for revision in current:
             script.get_revision(revision)
-    except RevisionError:
+    except (CommandError, RevisionError):
+        # Alembic wraps its ResolutionError (an unknown revision) in a CommandError.
         return None
     return (
         f"the database schema is at revision {', '.join(sorted(current))}; "
