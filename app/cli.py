@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -112,24 +113,30 @@ def serve_command(
         ctx.fail(str(error))
     finally:
         database.dispose()
+    made_metrics_dir = None
     if workers > 1 and not os.environ.get(metrics.MULTIPROC_DIR_VARIABLE):
         # Every worker counts into files here, so that a scrape of any one sums them all.
         # Set before the workers start (and import prometheus_client): see app.metrics.
-        os.environ[metrics.MULTIPROC_DIR_VARIABLE] = tempfile.mkdtemp(prefix="redline-metrics-")
+        made_metrics_dir = tempfile.mkdtemp(prefix="redline-metrics-")
+        os.environ[metrics.MULTIPROC_DIR_VARIABLE] = made_metrics_dir
     if settings.demo_sign_in_allowed:
         click.echo(f"Redline demo: open http://{host}:{port} and sign in as a demo persona.")
-    uvicorn.run(
-        "app.asgi:app",
-        host=host,
-        port=port,
-        workers=workers,
-        proxy_headers=True,
-        log_level="info",
-        # Logging is ours (app.observability): one access line per request, with its id.
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=graceful_timeout,
-    )
+    try:
+        uvicorn.run(
+            "app.asgi:app",
+            host=host,
+            port=port,
+            workers=workers,
+            proxy_headers=True,
+            log_level="info",
+            # Logging is ours (app.observability): one access line per request, with its id.
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=graceful_timeout,
+        )
+    finally:
+        if made_metrics_dir:
+            shutil.rmtree(made_metrics_dir, ignore_errors=True)
 
 
 @main.command("import")

@@ -42,7 +42,7 @@ request_id_var: ContextVar[str] = ContextVar("redline_request_id", default="-")
 access_log = logging.getLogger("redline.access")
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
-_JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s"
+_JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(process)d %(request_id)s %(message)s"
 _CONFIGURED_LOGGERS = ("redline", "uvicorn")
 
 
@@ -78,7 +78,12 @@ def configure_logging(log_format: str = "text", stream: Any = None) -> None:
         handler.setFormatter(
             JsonFormatter(
                 _JSON_FIELDS,
-                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                rename_fields={
+                    "asctime": "time",
+                    "levelname": "level",
+                    "name": "logger",
+                    "process": "pid",
+                },
             )
         )
     else:
