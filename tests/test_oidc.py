@@ -26,7 +26,8 @@ from tests.oidc.fixtures import (
 )
 from tests.utils.sessions import force_login
 
-BASE = "http://testserver"
+# Loopback: outside demo mode Redline refuses a plain http address anywhere else.
+BASE = "http://localhost"
 CALLBACK = f"{BASE}/auth/work/callback"
 BROWSER_PORT = free_port()
 BROWSER_BASE = f"http://127.0.0.1:{BROWSER_PORT}"
@@ -344,7 +345,7 @@ def test_next_never_leads_off_site(app_client, browser, target):
 
 
 def test_session_cookie_flags_follow_the_base_url(seeded, provider):
-    for base, secure in (("http://testserver", False), ("https://redline.example", True)):
+    for base, secure in (("http://localhost", False), ("https://redline.example", True)):
         settings = oidc_settings(seeded, provider, base_url=base)
         with TestClient(create_app(settings), base_url=BASE) as client:
             cookie = client.get("/sign-in").headers["set-cookie"].lower()
