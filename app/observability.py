@@ -95,7 +95,10 @@ def configure_logging(log_format: str = "text", stream: Any = None) -> None:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         if name == "uvicorn":
-            # uvicorn's own handlers, if its default config ran, would print twice.
+            # Served by plain `uvicorn app.asgi:app`, uvicorn's default config has put its
+            # own handler here: drop it, or every line would be printed twice.
+            for other in [h for h in logger.handlers if h is not handler]:
+                logger.removeHandler(other)
             logger.propagate = False
 
 
