@@ -158,7 +158,9 @@ def migrate(url: str, revision: str = "head") -> list[str]:
         return _applied(before, schema_revisions(url))
     engine = make_engine(url)
     try:
-        with engine.connect() as lock:
+        # Autocommit: the lock belongs to the session, and no transaction sits idle
+        # (and open to idle_in_transaction_session_timeout) while Alembic works.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as lock:
             lock.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")
             try:
                 before = schema_revisions(url)
