@@ -149,7 +149,7 @@ def migrate(url: str, revision: str = "head") -> list[str]:
 
     On PostgreSQL a session advisory lock is held throughout, so that when several hosts
     run this at once one migrates and the others wait, then find nothing left to do.
-    (SQLite serialises the migration's transaction on its own write lock.)
+    (An SQLite file is served from one host, where it is migrated once: no lock.)
     """
     config = alembic_config(url)
     if url.startswith("sqlite"):
