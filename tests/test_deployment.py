@@ -321,6 +321,9 @@ def test_one_person_alternating_between_two_servers(provider_and_two_servers):
             csrf = _CSRF_META.search(shown).group(1)
 
         amira = user_id(database, "amira@hmrc.gov.uk")
+        # The sign-in is logged where it finished, by user id; no e-mail address in any log.
+        assert f"sign-in: user {amira}" in second.log_tail(100_000)
+        assert not any("amira@" in s.log_tail(100_000) for s in (first, second))
 
         def stored(session):
             votes = session.exec(select(Vote).where(Vote.amendment_id == amendment)).all()
