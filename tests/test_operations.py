@@ -172,7 +172,7 @@ def test_json_log_lines_carry_the_request_id(seeded, capsys):
     assert access[0]["level"] == "INFO" and "time" in access[0]
 
 
-def test_sign_in_and_organiser_events_are_logged_with_the_user_id_only(seeded, caplog):
+def test_lifecycle_and_sign_out_events_are_logged_with_the_user_id_only(seeded, caplog):
     caplog.set_level(logging.INFO, logger="redline")
     olive = user_id(seeded, "olive.grant@cabinetoffice.gov.uk")
     app = create_app(
