@@ -14,6 +14,7 @@ from app import documents
 from app.eligibility import parse_domain_patterns
 from app.errors import Conflict, InvalidInput, NotFound
 from app.lifecycle import Readiness, transition_refusal
+from app.proposals import validate_flag_reason
 from app.models import (
     Amendment,
     AmendmentFlag,
@@ -265,7 +266,9 @@ def flag_amendment(session: Session, reporter_id: int, amendment_id: int, reason
     amendment = session.get(Amendment, amendment_id)
     if amendment is None or amendment.status in ("withdrawn",):
         raise NotFound("There is no such amendment.")
-    reason = _reason(reason)
+    reason, errors = validate_flag_reason(reason, MAX_REASON_CHARS)
+    if errors:
+        raise InvalidInput(errors)
     existing = session.exec(
         select(AmendmentFlag).where(
             AmendmentFlag.amendment_id == amendment_id, AmendmentFlag.reporter_id == reporter_id

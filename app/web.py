@@ -56,6 +56,7 @@ def make_templates() -> Jinja2Templates:
     # of a clause version never changes, so a diff computed once stays right.
     env.globals["word_diff"] = functools.lru_cache(maxsize=4096)(textdiff.word_diff)
     env.globals["change_summary"] = textdiff.change_summary
+    env.globals["side_by_side"] = textdiff.side_by_side
     env.globals["CSRF_FIELD"] = CSRF_FIELD
     env.globals["results_visible"] = results_visible
     return Jinja2Templates(env=env)
