@@ -39,6 +39,10 @@ class Conflict(RedlineError):
     title = "That cannot be done now"
 
 
+class AmendmentHasVotes(Conflict):
+    """An author tried to edit an amendment that someone has voted on: it needs a new one."""
+
+
 class Busy(RedlineError):
     """The database could not give this request its lock in time; the client should retry.
 

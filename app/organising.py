@@ -14,7 +14,6 @@ from app import documents
 from app.eligibility import parse_domain_patterns
 from app.errors import Conflict, InvalidInput, NotFound
 from app.lifecycle import Readiness, transition_refusal
-from app.proposals import validate_flag_reason
 from app.models import (
     Amendment,
     AmendmentFlag,
@@ -25,6 +24,7 @@ from app.models import (
     FinalWording,
     utcnow,
 )
+from app.proposals import validate_flag_reason
 from app.queries import clause_with_version, consultation_by_slug
 from app.reporting import build_report
 from app.services import import_document, lock_consultation

@@ -98,9 +98,11 @@ def test_phrases_alternate_with_unchanged_text(old_words, new_words):
     # An unchanged run between two changes is one a reader takes apart from them.
     for before, gap, after in zip(segments, segments[1:], segments[2:], strict=False):
         if gap.op == "equal" and before.op != "equal" and after.op != "equal":
-            assert "\n" in gap.text or any(
-                len(w) > ABSORB_MAX_WORD_CHARS for w in gap.text.split()
-            ) or len(gap.text.split()) > 1
+            assert (
+                "\n" in gap.text
+                or any(len(w) > ABSORB_MAX_WORD_CHARS for w in gap.text.split())
+                or len(gap.text.split()) > 1
+            )
 
 
 @given(words, words)

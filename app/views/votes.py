@@ -22,12 +22,18 @@ async def vote(request: Request) -> Response:
     user = await current_user(request)
     if user is None:
         raise NotAllowed("Sign in to vote on amendments.")
-    stance = (await form_fields(request, "stance"))["stance"]
+    fields = await form_fields(request, "stance", "wording")
+    stance = fields["stance"]
     database = request.app.state.database
     # The vote is one short write transaction; what the page shows afterwards is read
     # outside it, so that the write lock is held for the vote alone.
     amendment = await database.write(
-        cast_vote, user.id, amendment_id, None if stance == "withdraw" else stance
+        cast_vote,
+        user.id,
+        amendment_id,
+        None if stance == "withdraw" else stance,
+        # The fingerprint of the wording the voter read; absent from scripts' posts.
+        wording=fields["wording"] or None,
     )
     if not is_htmx(request):
         slug, number = await database.run(queries.clause_page_address, amendment)
