@@ -129,8 +129,9 @@ def assert_accessible(page, html: str | None = None, base: str | None = None) ->
     violations = target.evaluate(
         """async (tags) => {
             const result = await axe.run(document, {runOnly: {type: 'tag', values: tags}});
+            const conditional = /^<input class="govuk-radios__input"[^>]*aria-controls="conditional-/;
             const govukConditional = (v, n) => v.id === 'aria-allowed-attr'
-                && /^<input class="govuk-radios__input"[^>]*aria-controls="conditional-/.test(n.html);
+                && conditional.test(n.html);
             return result.violations
                 .map(v => ({...v, nodes: v.nodes.filter(n => !govukConditional(v, n))}))
                 .filter(v => v.nodes.length > 0)
