@@ -129,7 +129,7 @@ def assert_accessible(page, html: str | None = None, base: str | None = None) ->
     violations = target.evaluate(
         """async (tags) => {
             const result = await axe.run(document, {runOnly: {type: 'tag', values: tags}});
-            const conditional = /^<input class="govuk-radios__input"[^>]*aria-controls="conditional-/;
+            const conditional = /^<input class="govuk-radios__input"[^>]*aria-controls="cond/;
             const govukConditional = (v, n) => v.id === 'aria-allowed-attr'
                 && conditional.test(n.html);
             return result.violations
