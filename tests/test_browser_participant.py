@@ -301,3 +301,38 @@ def test_header_and_no_sideways_scrolling(browser, server, width, javascript):  
     page.wait_for_load_state()
     assert page.get_by_role("link", name="Sign in").count() >= 1
     page.context.close()
+
+
+def test_a_vote_on_wording_changed_since_the_page_loaded_is_refused(browser, server):  # noqa: F811
+    author = person(browser, server, DESKTOP, True)
+    author.sign_in_as("Amira Shah", f"{CLAUSE}/2")
+    author.goto(f"{CLAUSE}/2/amend")
+    author.page.get_by_label("Proposed wording").fill("Keep work and personal accounts apart.")
+    author.page.get_by_label("Why do you propose this?").fill("Shorter, and it says the same.")
+    author.page.get_by_role("button", name="Publish amendment").click()
+    author.page.wait_for_url(re.compile(r"proposed=\d+$"))
+    amendment = author.page.url.rsplit("proposed=", 1)[1]
+
+    voter = person(browser, server, PHONE, True)
+    voter.sign_in_as("Dan Price", f"{CLAUSE}/2")
+    # The author changes the wording while the voter reads the old one.
+    author.page.get_by_role("link", name=f"Change my amendment {amendment}").click()
+    author.page.get_by_label("Proposed wording").fill(
+        "Keep work and personal accounts apart, always."
+    )
+    author.page.get_by_role("button", name="Save changes").click()
+    author.page.wait_for_url(re.compile(rf"edited={amendment}$"))
+
+    card = voter.page.locator(f"#amendment-{amendment}")
+    card.get_by_role("button", name=re.compile("^Support")).click()
+    summary = card.locator(".govuk-error-summary")
+    summary.wait_for()
+    assert "changed this amendment" in summary.inner_text()
+    # The refusal is announced and focused, not left for the reader to find.
+    voter.page.wait_for_function("document.activeElement.classList.contains('govuk-error-summary')")
+    voter.check()
+    voter.shot("vote-refused-after-edit-375")
+    voter.page.reload()
+    assert "always" in voter.page.locator(f"#amendment-{amendment}").inner_text()
+    author.page.context.close()
+    voter.page.context.close()
