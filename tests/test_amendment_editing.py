@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import event
@@ -18,10 +19,10 @@ from sqlmodel import Session, select
 
 from app.db import Database
 from app.errors import AmendmentHasVotes, Conflict, InvalidInput, NotAllowed
-from app.models import Amendment, Vote
+from app.models import Amendment, Vote, utcnow
 from app.proposals import ProposalInput, wording_fingerprint
-from app.services import cast_vote, edit_amendment, propose_amendment
-from tests.test_pages import CLAUSE, SLUG, sign_in, user_id
+from app.services import cast_vote, edit_amendment, propose_amendment, withdraw_amendment
+from tests.test_pages import CLAUSE, SLUG, set_consultation, sign_in, user_id
 
 NEW = ProposalInput(
     kind="change",
@@ -260,3 +261,20 @@ def test_the_vote_form_carries_the_wording_it_shows(client, seeded):
     assert stale.status_code == 409
     assert 'data-module="govuk-error-summary"' in stale.text
     assert votes_on(seeded, amendment.id) == 0
+
+
+def test_no_changes_once_amendments_close_or_after_withdrawal(client, seeded):
+    amendment = propose(seeded, AUTHOR, clause="6")
+    author = user_id(seeded, AUTHOR)
+    sign_in(client, seeded, AUTHOR)
+    set_consultation(seeded, amendments_close_at=utcnow() - timedelta(minutes=1))
+    assert "Change my amendment" not in client.get(f"{CLAUSE}/6").text
+    assert client.get(f"/amendments/{amendment.id}/edit").status_code == 403
+    with pytest.raises(Conflict):
+        seeded.write_call(edit_amendment, author, amendment.id, EDITED)
+    set_consultation(seeded, amendments_close_at=None)
+    seeded.write_call(withdraw_amendment, author, amendment.id)
+    assert client.get(f"/amendments/{amendment.id}/edit").status_code == 409
+    with pytest.raises(Conflict):
+        seeded.write_call(edit_amendment, author, amendment.id, EDITED)
+    assert stored(seeded, amendment.id).proposed_text == NEW.text

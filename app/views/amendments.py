@@ -8,7 +8,7 @@ from starlette.responses import Response
 from app import queries
 from app.auth import csrf_protected, current_user
 from app.eligibility import proposal_refusal
-from app.errors import AmendmentHasVotes, InvalidInput, NotAllowed, NotFound
+from app.errors import AmendmentHasVotes, Conflict, InvalidInput, NotAllowed, NotFound
 from app.models import Amendment, Clause, ClauseVersion, Consultation, utcnow
 from app.proposals import KIND_LABELS, MAX_RATIONALE_CHARS, MAX_TEXT_CHARS, ProposalInput
 from app.services import (
@@ -164,6 +164,11 @@ async def edit_form(request: Request) -> Response:
     context, amendment = await _edit_context(request, amendment_id)
     if amendment.author_id != user.id:
         raise NotAllowed("Only the author of an amendment can change it.")
+    if amendment.status != "open":
+        raise Conflict(f"This amendment is {amendment.status} and cannot be changed.")
+    refusal = proposal_refusal(participant_of(user), window_of(context["consultation"]), utcnow())
+    if refusal:
+        raise NotAllowed(refusal)
     if context["voted"]:
         return await _form_page(request, _as_new_amendment(context, amendment_id))
     return await _form_page(request, context)
