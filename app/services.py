@@ -31,7 +31,14 @@ from app.eligibility import (
     proposals_closed,
     voting_closed,
 )
-from app.errors import AmendmentHasVotes, Conflict, InvalidInput, NotAllowed, NotFound
+from app.errors import (
+    AmendmentHasVotes,
+    Conflict,
+    InvalidInput,
+    NotAllowed,
+    NotFound,
+    WordingChanged,
+)
 from app.models import (
     ROLES,
     STANCES,
@@ -384,7 +391,7 @@ def cast_vote(
         and wording
         != wording_fingerprint(amendment.kind, amendment.proposed_heading, amendment.proposed_text)
     ):
-        raise Conflict(
+        raise WordingChanged(
             "The author changed this amendment after you opened the page. "
             "Read its new wording, then vote again."
         )

@@ -278,3 +278,18 @@ def test_no_changes_once_amendments_close_or_after_withdrawal(client, seeded):
     with pytest.raises(Conflict):
         seeded.write_call(edit_amendment, author, amendment.id, EDITED)
     assert stored(seeded, amendment.id).proposed_text == NEW.text
+
+
+def test_without_javascript_a_stale_vote_shows_the_new_wording_with_the_refusal(client, seeded):
+    amendment = propose(seeded, AUTHOR, clause="6")
+    csrf = sign_in(client, seeded, VOTER)
+    seeded.write_call(edit_amendment, user_id(seeded, AUTHOR), amendment.id, EDITED)
+    page = client.post(
+        f"/amendments/{amendment.id}/vote",
+        data={"csrf_token": csrf, "stance": "support", "wording": fingerprint(amendment)},
+    )
+    assert page.status_code == 422
+    assert page.text.startswith("<!DOCTYPE html>") and "<title>Error: " in page.text
+    assert f'href="#vote-{amendment.id}"' in page.text and "changed this amendment" in page.text
+    assert "four" in page.text
+    assert votes_on(seeded, amendment.id) == 0
