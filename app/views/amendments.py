@@ -29,7 +29,9 @@ def clause_url(slug: str, number: str) -> str:
     return f"/consultations/{slug}/clauses/{number}"
 
 
-def _form_context(consultation, clause, version, form: ProposalInput) -> dict:
+def _form_context(
+    consultation: Consultation, clause: Clause, version: ClauseVersion, form: ProposalInput
+) -> dict:
     """What the propose page needs; ``edit_context`` changes the words for an edit."""
     url = clause_url(consultation.slug, clause.number)
     return {
