@@ -39,6 +39,14 @@ class Conflict(RedlineError):
     title = "That cannot be done now"
 
 
+class AmendmentHasVotes(Conflict):
+    """An author tried to edit an amendment that someone has voted on: it needs a new one."""
+
+
+class WordingChanged(Conflict):
+    """A vote sent from a page showing an amendment's wording from before its author's edit."""
+
+
 class Busy(RedlineError):
     """The database could not give this request its lock in time; the client should retry.
 

@@ -138,6 +138,10 @@ def routes() -> list[Route | Mount]:
             name="withdraw",
         ),
         Route("/amendments/{amendment_id:int}/vote", votes.vote, methods=["POST"], name="vote"),
+        Route("/amendments/{amendment_id:int}/edit", amendments.edit_form, name="edit_form"),
+        Route(
+            "/amendments/{amendment_id:int}/edit", amendments.edit, methods=["POST"], name="edit"
+        ),
         *asset_mounts(),
     ]
 

@@ -26,6 +26,7 @@ from app.models import (
     FinalWording,
     utcnow,
 )
+from app.proposals import validate_flag_reason
 from app.queries import clause_with_version, consultation_by_slug
 from app.reporting import build_report
 from app.services import import_document, lock_consultation
@@ -284,7 +285,9 @@ def flag_amendment(session: Session, reporter_id: int, amendment_id: int, reason
     amendment = session.get(Amendment, amendment_id)
     if amendment is None or amendment.status in ("withdrawn",):
         raise NotFound("There is no such amendment.")
-    reason = _reason(reason)
+    reason, errors = validate_flag_reason(reason, MAX_REASON_CHARS)
+    if errors:
+        raise InvalidInput(errors)
     existing = session.exec(
         select(AmendmentFlag).where(
             AmendmentFlag.amendment_id == amendment_id, AmendmentFlag.reporter_id == reporter_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from app.documents import normalise_wording
@@ -45,6 +46,7 @@ def validate_proposal(
 
     Returns the proposal, or None and error messages keyed by form field.
     """
+    # Each message names its field as the form's label does (GOV.UK error message style).
     errors: dict[str, str] = {}
     kind = form.kind if form.kind in KIND_LABELS else ""
     if not kind:
@@ -53,31 +55,35 @@ def validate_proposal(
     heading = " ".join(form.heading.split())
     rationale = normalise_wording(form.rationale)
 
-    if kind == "change":
-        if not text:
+    if kind in ("change", "insert"):
+        if not text and kind == "change":
             errors["text"] = (
-                "Enter the wording you propose (to remove the clause, choose 'Delete this clause')"
+                "Enter the proposed wording, or choose 'Delete this clause' to remove the clause"
             )
+        elif not text:
+            errors["text"] = "Enter the proposed wording of the new clause"
         elif len(text) > MAX_TEXT_CHARS:
             errors["text"] = f"Proposed wording must be {MAX_TEXT_CHARS:,} characters or fewer"
-        elif text == normalise_wording(current_text):
+        elif kind == "change" and text == normalise_wording(current_text):
             errors["text"] = "Proposed wording must be different from the current wording"
-    elif kind == "insert":
+    if kind == "insert":
         if not heading:
-            errors["heading"] = "Enter a heading for the new clause"
+            errors["heading"] = "Enter the heading of the new clause"
         elif len(heading) > MAX_HEADING_CHARS:
-            errors["heading"] = f"Heading must be {MAX_HEADING_CHARS} characters or fewer"
-        if not text:
-            errors["text"] = "Enter the wording of the new clause"
-        elif len(text) > MAX_TEXT_CHARS:
-            errors["text"] = f"Wording must be {MAX_TEXT_CHARS:,} characters or fewer"
+            errors["heading"] = (
+                f"Heading of the new clause must be {MAX_HEADING_CHARS} characters or fewer"
+            )
 
     if not rationale:
         errors["rationale"] = "Enter why you propose this change"
     elif len(rationale) < MIN_RATIONALE_CHARS:
-        errors["rationale"] = f"Rationale must be at least {MIN_RATIONALE_CHARS} characters"
+        errors["rationale"] = (
+            f"Why you propose this must be at least {MIN_RATIONALE_CHARS} characters"
+        )
     elif len(rationale) > MAX_RATIONALE_CHARS:
-        errors["rationale"] = f"Rationale must be {MAX_RATIONALE_CHARS:,} characters or fewer"
+        errors["rationale"] = (
+            f"Why you propose this must be {MAX_RATIONALE_CHARS:,} characters or fewer"
+        )
 
     if errors:
         return None, errors
@@ -86,3 +92,28 @@ def validate_proposal(
     return Proposal(
         kind=kind, heading=heading if kind == "insert" else None, text=text, rationale=rationale
     ), {}
+
+
+def wording_fingerprint(kind: str, heading: str | None, text: str) -> str:
+    """A short fingerprint of what an amendment proposes, sent with each vote form.
+
+    A vote carries the fingerprint of the wording the voter read; the vote is refused
+    if the author has edited the amendment since, so no one votes on words they never saw.
+    """
+    digest = hashlib.sha256("\x1f".join((kind, heading or "", text)).encode())
+    return digest.hexdigest()[:16]
+
+
+def validate_flag_reason(reason: str, max_chars: int) -> tuple[str, dict[str, str]]:
+    """A participant's reason for reporting an amendment, normalised, or an error message.
+
+    The messages follow the form's label, "Why should a moderator look at it?".
+    """
+    cleaned = normalise_wording(reason)
+    if not cleaned:
+        return cleaned, {"reason": "Enter why a moderator should look at this amendment"}
+    if len(cleaned) > max_chars:
+        return cleaned, {
+            "reason": f"Why a moderator should look at it must be {max_chars:,} characters or fewer"
+        }
+    return cleaned, {}

@@ -32,7 +32,14 @@ from app.eligibility import (
     proposals_closed,
     voting_closed,
 )
-from app.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from app.errors import (
+    AmendmentHasVotes,
+    Conflict,
+    InvalidInput,
+    NotAllowed,
+    NotFound,
+    WordingChanged,
+)
 from app.models import (
     ROLES,
     STANCES,
@@ -42,9 +49,10 @@ from app.models import (
     Consultation,
     Organisation,
     User,
+    Vote,
     utcnow,
 )
-from app.proposals import Proposal, ProposalInput, validate_proposal
+from app.proposals import Proposal, ProposalInput, validate_proposal, wording_fingerprint
 from app.queries import clause_with_version, consultation_by_slug, known_domains
 from app.tallies import change_vote, participate
 
@@ -288,12 +296,74 @@ def withdraw_amendment(session: Session, user_id: int, amendment_id: int) -> Ame
     return amendment
 
 
+def has_votes(session: Session, amendment_id: int) -> bool:
+    """Whether anyone has a vote on this amendment now."""
+    found = session.exec(select(Vote.id).where(Vote.amendment_id == amendment_id).limit(1))
+    return found.first() is not None
+
+
+def edit_amendment(
+    session: Session,
+    user_id: int,
+    amendment_id: int,
+    form: ProposalInput,
+    now: datetime | None = None,
+) -> Amendment:
+    """The author corrects their own open amendment, while no one has voted on it.
+
+    Once any vote stands on it, AmendmentHasVotes: a change then needs a new amendment,
+    so that no vote is moved to words its voter did not read. Locks as withdrawing does
+    (consultation shared, amendment exclusive, in that order), against votes that take
+    both shared: a vote that committed first is seen here and the edit is refused; a
+    vote that waits for the edit is refused after it by ``cast_vote``, because the
+    wording its voter read (its fingerprint, sent with the vote) is no longer the
+    amendment's. On SQLite BEGIN IMMEDIATE serialises the two the same way. The
+    amendment keeps the clause version it was written against.
+    """
+    found = session.get(Amendment, amendment_id)
+    if found is None:
+        raise NotFound("There is no such amendment.")
+    consultation = lock_consultation(session, found.consultation_id)
+    amendment = lock_amendment(session, amendment_id, update=True)
+    if amendment is None or consultation is None or consultation.status == "draft":
+        raise NotFound("There is no such amendment.")
+    if amendment.author_id != user_id:
+        raise NotAllowed("Only the author of an amendment can change it.")
+    if amendment.status != "open":
+        raise Conflict(f"This amendment is {amendment.status} and cannot be changed.")
+    window = window_of(consultation)
+    closed = proposals_closed(window, now or utcnow())
+    if closed:
+        raise Conflict(closed)
+    refusal = identity_refusal(participant_of(get_user(session, user_id)), window)
+    if refusal:
+        raise NotAllowed(refusal)
+    if has_votes(session, amendment_id):
+        raise AmendmentHasVotes(
+            "People have voted on this amendment, so it can no longer be changed: "
+            "propose your new wording as a new amendment."
+        )
+    target = session.get(ClauseVersion, amendment.clause_version_id)
+    proposal, errors = validate_proposal(form, target.text if target else "")
+    if proposal is None:
+        raise InvalidInput(errors)
+    amendment.kind = proposal.kind
+    amendment.proposed_heading = proposal.heading
+    amendment.proposed_text = proposal.text
+    amendment.rationale = proposal.rationale
+    amendment.updated_at = utcnow()
+    session.add(amendment)
+    session.commit()
+    return amendment
+
+
 def cast_vote(
     session: Session,
     user_id: int | None,
     amendment_id: int,
     stance: str | None,
     now: datetime | None = None,
+    wording: str | None = None,
 ) -> Amendment:
     """Support, oppose, change or (stance None) withdraw a vote, if the rules allow it now.
 
@@ -301,7 +371,9 @@ def cast_vote(
     updates it so that two clicks racing each other never fail or count twice. The
     rules are checked on the consultation and amendment as re-read under FOR SHARE
     locks, so a close or a withdrawal either committed first (and the vote is refused)
-    or waits for this vote to commit (and counts it). Returns the amendment.
+    or waits for this vote to commit (and counts it). ``wording`` is the fingerprint
+    (``proposals.wording_fingerprint``) of the wording the voter read: if the author
+    edited the amendment since, the vote is refused. Returns the amendment.
     """
     if stance is not None and stance not in STANCES:
         raise InvalidInput({"stance": "Choose support or oppose"})
@@ -321,6 +393,16 @@ def cast_vote(
     refusal = identity_refusal(participant_of(get_user(session, user_id)), window)
     if refusal:
         raise NotAllowed(refusal)
+    if (
+        stance is not None
+        and wording is not None
+        and wording
+        != wording_fingerprint(amendment.kind, amendment.proposed_heading, amendment.proposed_text)
+    ):
+        raise WordingChanged(
+            "The author changed this amendment after you opened the page. "
+            "Read its new wording, then vote again."
+        )
     # Through app.tallies, so that the counts pages and reports read, and the voter's
     # organisation for this consultation, move in the same transaction as the vote.
     change_vote(session, consultation.id, amendment_id, user_id, stance)

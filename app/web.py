@@ -16,6 +16,7 @@ from starlette.templating import Jinja2Templates
 from app import textdiff
 from app.auth import CSRF_FIELD, csrf_token, current_user, role_of
 from app.lifecycle import results_visible
+from app.proposals import wording_fingerprint
 
 LONDON = ZoneInfo("Europe/London")
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -56,6 +57,8 @@ def make_templates() -> Jinja2Templates:
     # of a clause version never changes, so a diff computed once stays right.
     env.globals["word_diff"] = functools.lru_cache(maxsize=4096)(textdiff.word_diff)
     env.globals["change_summary"] = textdiff.change_summary
+    env.globals["side_by_side"] = textdiff.side_by_side
+    env.globals["wording_fingerprint"] = wording_fingerprint
     env.globals["CSRF_FIELD"] = CSRF_FIELD
     env.globals["results_visible"] = results_visible
     return Jinja2Templates(env=env)

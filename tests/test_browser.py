@@ -123,10 +123,19 @@ def assert_accessible(page, html: str | None = None, base: str | None = None) ->
         target = page.context.browser.new_page()
         target.set_content(html, wait_until="load")
     target.add_script_tag(path=str(AXE))
+    # One known exception, node by node: GOV.UK Frontend keeps aria-expanded on a radio
+    # that reveals a conditional field, on purpose (screen readers announce it; see
+    # alphagov/govuk-frontend#979), and axe reports it as aria-allowed-attr.
     violations = target.evaluate(
         """async (tags) => {
             const result = await axe.run(document, {runOnly: {type: 'tag', values: tags}});
-            return result.violations.map(v => `${v.id}: ${v.help} (${v.nodes[0].html})`);
+            const conditional = /^<input class="govuk-radios__input"[^>]*aria-controls="cond/;
+            const govukConditional = (v, n) => v.id === 'aria-allowed-attr'
+                && conditional.test(n.html);
+            return result.violations
+                .map(v => ({...v, nodes: v.nodes.filter(n => !govukConditional(v, n))}))
+                .filter(v => v.nodes.length > 0)
+                .map(v => `${v.id}: ${v.help} (${v.nodes[0].html})`);
         }""",
         WCAG_22_AA,
     )
@@ -159,7 +168,9 @@ class Journey:
         self.check()
         self.page.get_by_role("button", name=f"Sign in as {name}").click()
         self.page.wait_for_url(re.compile(re.escape(path) + "$"))
-        assert f"Signed in as {name}" in self.page.inner_text("body")
+        # In the header's navigation, which a phone with JavaScript folds behind "Menu".
+        header = " ".join(self.page.locator("header").text_content().split())
+        assert f"Signed in as {name}" in header
         self.check()
 
     def propose(self, clause: str, wording: str, rationale: str) -> str:
@@ -176,10 +187,10 @@ class Journey:
         self.check()
         self.page.get_by_label("Why do you propose this?").fill(rationale)
         self.page.get_by_role("button", name="Publish amendment").click()
-        self.page.wait_for_url(re.compile(r"#amendment-\d+$"))
+        self.page.wait_for_url(re.compile(r"proposed=\d+$"))
         assert "Your amendment has been published" in self.page.inner_text("body")
         self.check()
-        return self.page.url.rsplit("#amendment-", 1)[1]
+        return self.page.url.rsplit("proposed=", 1)[1]
 
 
 def run_journey(browser, server: str, javascript: bool, clause: str, people: tuple[str, str]):

@@ -620,7 +620,7 @@ def test_in_the_demo_nothing_with_too_few_votes_leads(seeded):
                 },
             )
             assert proposed.status_code == 303
-            newcomer = int(proposed.headers["location"].rsplit("#amendment-", 1)[1])
+            newcomer = int(proposed.headers["location"].rsplit("proposed=", 1)[1])
             csrf = force_login(person, voter)
             voted = person.post(
                 f"/amendments/{newcomer}/vote", data={"csrf_token": csrf, "stance": "support"}

@@ -95,7 +95,7 @@ def test_clause_page_shows_tracked_changes_counts_and_no_email(client, seeded):
     page = client.get(f"{CLAUSE}/7")
     assert page.status_code == 200
     assert "<del" in page.text and "<ins" in page.text
-    assert "[deleted: " in page.text and "[inserted: " in page.text  # not colour alone
+    assert "removed: " in page.text and "added: " in page.text  # not colour alone
     assert "Amira Shah" in page.text and "HM Revenue and Customs" in page.text
     assert "@" not in re.sub(r"<script.*?</script>", "", page.text, flags=re.S)
 
@@ -218,9 +218,12 @@ def test_propose_stores_the_amendment_and_shows_it(client, seeded):
     )
     assert response.status_code == 303
     location = response.headers["location"]
-    assert location.startswith(f"{CLAUSE}/13?") and "#amendment-" in location
+    # No #fragment: the page opens at its top, where the success banner is.
+    assert location.startswith(f"{CLAUSE}/13?") and "#" not in location
     page = client.get(location)
     assert "Your amendment has been published" in page.text
+    newcomer = location.rsplit("proposed=", 1)[1]
+    assert f'href="#amendment-{newcomer}">Go to amendment {newcomer}</a>' in page.text
     assert "Shorter, and the advice is the same." in page.text
     assert "Dan Price" in page.text
 
@@ -232,8 +235,11 @@ def test_propose_with_htmx_swaps_errors_and_redirects_on_success(client, seeded)
         f"{CLAUSE}/5/amend", data={"csrf_token": csrf, "kind": "insert"}, headers=headers
     )
     assert bad.status_code == 422
-    assert bad.text.lstrip().startswith('<div id="propose-form">')
-    assert "Enter a heading for the new clause" in bad.text
+    # The part of <main> htmx swaps: its <title> (htmx sets the page's), then the error
+    # summary first.
+    assert bad.text.lstrip().startswith("<title>Error: Propose an amendment to clause 5")
+    assert bad.text.index("govuk-error-summary") < bad.text.index("<h1")
+    assert "Enter the heading of the new clause" in bad.text
     good = client.post(
         f"{CLAUSE}/5/amend",
         data={

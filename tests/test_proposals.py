@@ -43,7 +43,7 @@ def test_length_limits():
         ProposalInput("change", "", "x" * (MAX_TEXT_CHARS + 1), "short"), CURRENT
     )
     assert "5,000 characters or fewer" in errors["text"]
-    assert "at least 10 characters" in errors["rationale"]
+    assert errors["rationale"] == "Why you propose this must be at least 10 characters"
 
 
 def test_a_deletion_is_a_change_to_empty_wording():

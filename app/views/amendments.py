@@ -8,10 +8,12 @@ from starlette.responses import Response
 from app import queries
 from app.auth import csrf_protected, current_user
 from app.eligibility import proposal_refusal
-from app.errors import InvalidInput, NotAllowed
-from app.models import Amendment, utcnow
+from app.errors import AmendmentHasVotes, Conflict, InvalidInput, NotAllowed, NotFound
+from app.models import Amendment, Clause, ClauseVersion, Consultation, utcnow
 from app.proposals import KIND_LABELS, MAX_RATIONALE_CHARS, MAX_TEXT_CHARS, ProposalInput
 from app.services import (
+    edit_amendment,
+    has_votes,
     participant_of,
     propose_amendment,
     window_of,
@@ -27,15 +29,11 @@ def clause_url(slug: str, number: str) -> str:
     return f"/consultations/{slug}/clauses/{number}"
 
 
-async def _propose_context(request: Request, form: ProposalInput) -> dict:
-    slug, number = request.path_params["slug"], request.path_params["number"]
-
-    def load(session):
-        found = queries.consultation_by_slug(session, slug)
-        clause, version = queries.clause_with_version(session, found.id, number)
-        return found, clause, version
-
-    consultation, clause, version = await request.app.state.database.run(load)
+def _form_context(
+    consultation: Consultation, clause: Clause, version: ClauseVersion, form: ProposalInput
+) -> dict:
+    """What the propose page needs; ``edit_context`` changes the words for an edit."""
+    url = clause_url(consultation.slug, clause.number)
     return {
         "consultation": consultation,
         "clause": clause,
@@ -45,7 +43,86 @@ async def _propose_context(request: Request, form: ProposalInput) -> dict:
         "max_text": MAX_TEXT_CHARS,
         "max_rationale": MAX_RATIONALE_CHARS,
         "errors": {},
+        "page_title": f"Propose an amendment to clause {clause.number}",
+        "heading": "Propose an amendment",
+        "form_action": f"{url}/amend",
+        "submit_label": "Publish amendment",
+        "cancel_url": url,
+        "editing": False,
     }
+
+
+async def _propose_context(request: Request, form: ProposalInput) -> dict:
+    slug, number = request.path_params["slug"], request.path_params["number"]
+
+    def load(session):
+        found = queries.consultation_by_slug(session, slug)
+        clause, version = queries.clause_with_version(session, found.id, number)
+        return found, clause, version
+
+    return _form_context(*await request.app.state.database.run(load), form)
+
+
+async def _edit_context(request: Request, amendment_id: int) -> tuple[dict, Amendment]:
+    """The edit page of one amendment, pre-filled with its stored wording."""
+
+    def load(session):
+        amendment = session.get(Amendment, amendment_id)
+        if amendment is None:
+            raise NotFound("There is no such amendment.")
+        consultation = session.get(Consultation, amendment.consultation_id)
+        clause = session.get(Clause, amendment.clause_id)
+        version = session.get(ClauseVersion, amendment.clause_version_id)
+        return amendment, consultation, clause, version, has_votes(session, amendment_id)
+
+    amendment, consultation, clause, version, voted = await request.app.state.database.run(load)
+    if consultation is None or consultation.status == "draft":
+        raise NotFound("There is no such amendment.")
+    kind = amendment.kind if amendment.proposed_text or amendment.kind == "insert" else "delete"
+    form = ProposalInput(
+        kind=kind,
+        heading=amendment.proposed_heading or "",
+        text=amendment.proposed_text or version.text,
+        rationale=amendment.rationale,
+    )
+    context = _form_context(consultation, clause, version, form)
+    context.update(
+        page_title=f"Change amendment {amendment.id} to clause {clause.number}",
+        heading=f"Change amendment {amendment.id}",
+        form_action=f"/amendments/{amendment.id}/edit",
+        submit_label="Save changes",
+        cancel_url=f"{clause_url(consultation.slug, clause.number)}#amendment-{amendment.id}",
+        editing=True,
+        voted=voted,
+    )
+    return context, amendment
+
+
+def _as_new_amendment(context: dict, amendment_id: int) -> dict:
+    """The edit page turned into the propose page, keeping what the author typed."""
+    new = _form_context(
+        context["consultation"], context["clause"], context["version"], context["form"]
+    )
+    new["notice"] = (
+        f"People have voted on amendment {amendment_id}, so it can no longer be changed: "
+        "no one's vote may move to words they did not read. Your wording is below: publish "
+        f"it as a new amendment, and withdraw amendment {amendment_id} if you no longer want it."
+    )
+    return new
+
+
+async def _form_page(request: Request, context: dict, status_code: int = 200) -> Response:
+    """The propose or edit page; to htmx, only the part of <main> it swaps."""
+    context["htmx_fragment"] = is_htmx(request)
+    template = "amendments/_propose_page.html" if is_htmx(request) else "amendments/propose.html"
+    return await render(request, template, context, status_code=status_code)
+
+
+def _after_form(request: Request, target: str) -> Response:
+    """Where a successful post goes: a full page load, at the top, where the banner is."""
+    if is_htmx(request):
+        return Response(status_code=204, headers={"HX-Redirect": target})
+    return redirect(target)
 
 
 async def propose_form(request: Request) -> Response:
@@ -56,7 +133,7 @@ async def propose_form(request: Request) -> Response:
     if refusal:
         raise NotAllowed(refusal)
     context["form"] = ProposalInput(kind="change", text=context["version"].text)
-    return await render(request, "amendments/propose.html", context)
+    return await _form_page(request, context)
 
 
 @csrf_protected
@@ -75,14 +152,50 @@ async def propose(request: Request) -> Response:
     except InvalidInput as failed:
         context = await _propose_context(request, form)
         context["errors"] = {k: failed.errors[k] for k in FIELD_ORDER if k in failed.errors}
-        template = (
-            "amendments/_propose_form.html" if is_htmx(request) else "amendments/propose.html"
-        )
-        return await render(request, template, context, status_code=422)
-    target = f"{clause_url(slug, number)}?sort=newest&proposed=1#amendment-{amendment.id}"
-    if is_htmx(request):
-        return Response(status_code=204, headers={"HX-Redirect": target})
-    return redirect(target)
+        return await _form_page(request, context, status_code=422)
+    # No #fragment: the page opens at the top, where the success banner links to it.
+    return _after_form(request, f"{clause_url(slug, number)}?sort=newest&proposed={amendment.id}")
+
+
+async def edit_form(request: Request) -> Response:
+    """The author's form to change their amendment; once voted on, a form for a new one."""
+    user = await current_user(request)
+    if user is None:
+        raise NotAllowed("Sign in to change your amendment.")
+    amendment_id = int(request.path_params["amendment_id"])
+    context, amendment = await _edit_context(request, amendment_id)
+    if amendment.author_id != user.id:
+        raise NotAllowed("Only the author of an amendment can change it.")
+    if amendment.status != "open":
+        raise Conflict(f"This amendment is {amendment.status} and cannot be changed.")
+    refusal = proposal_refusal(participant_of(user), window_of(context["consultation"]), utcnow())
+    if refusal:
+        raise NotAllowed(refusal)
+    if context["voted"]:
+        return await _form_page(request, _as_new_amendment(context, amendment_id))
+    return await _form_page(request, context)
+
+
+@csrf_protected
+async def edit(request: Request) -> Response:
+    """Save the author's changes; bad input or a vote meanwhile keeps what they typed."""
+    user = await current_user(request)
+    if user is None:
+        raise NotAllowed("Sign in to change your amendment.")
+    amendment_id = int(request.path_params["amendment_id"])
+    form = ProposalInput(**await form_fields(request, *FIELD_ORDER))
+    database = request.app.state.database
+    try:
+        amendment = await database.write(edit_amendment, user.id, amendment_id, form)
+    except (InvalidInput, AmendmentHasVotes) as failed:
+        context, _ = await _edit_context(request, amendment_id)
+        context["form"] = form
+        if isinstance(failed, AmendmentHasVotes):
+            return await _form_page(request, _as_new_amendment(context, amendment_id), 409)
+        context["errors"] = {k: failed.errors[k] for k in FIELD_ORDER if k in failed.errors}
+        return await _form_page(request, context, status_code=422)
+    slug, number = await database.run(queries.clause_page_address, amendment)
+    return _after_form(request, f"{clause_url(slug, number)}?edited={amendment_id}")
 
 
 @csrf_protected
@@ -123,4 +236,4 @@ async def flag(request: Request) -> Response:
         request.scope["path_params"] = {"slug": slug, "number": number}
         return await clause(request, {f"flag-{amendment_id}": failed.message})
     slug, number = await database.run(address)
-    return redirect(f"{clause_url(slug, number)}?reported={amendment_id}#amendment-{amendment_id}")
+    return redirect(f"{clause_url(slug, number)}?reported={amendment_id}")

@@ -43,6 +43,20 @@ async def consultation(request: Request) -> Response:
     )
 
 
+# How the clause page shows each amendment; a query parameter, so it works without JavaScript.
+DIFF_VIEWS = {
+    "changes": "Tracked changes",
+    "proposed": "Proposed text only",
+    "side-by-side": "Current and proposed side by side",
+}
+
+
+def diff_view(request: Request) -> str:
+    """The ?view= the reader chose, tracked changes when absent or unknown."""
+    value = request.query_params.get("view", "changes")
+    return value if value in DIFF_VIEWS else "changes"
+
+
 def page_number(request: Request) -> int:
     """The ?page= number, 1 when absent or not a sensible number."""
     value = request.query_params.get("page", "1")
@@ -74,6 +88,8 @@ async def clause(request: Request, errors: dict | None = None) -> Response:
             "page": page,
             "consultation": page.consultation,
             "sort": page.sort,
+            "view": diff_view(request),
+            "views": DIFF_VIEWS,
             "sorts": {
                 key: label
                 for key, label in queries.SORTS.items()

@@ -8,10 +8,11 @@ from starlette.responses import Response
 from app import queries
 from app.auth import csrf_protected, current_user
 from app.eligibility import vote_refusal
-from app.errors import NotAllowed
-from app.models import Consultation, utcnow
+from app.errors import NotAllowed, WordingChanged
+from app.models import Amendment, Consultation, utcnow
 from app.services import cast_vote, participant_of, window_of
 from app.views.amendments import clause_url
+from app.views.consultations import clause
 from app.web import form_fields, is_htmx, redirect, render
 
 
@@ -22,13 +23,31 @@ async def vote(request: Request) -> Response:
     user = await current_user(request)
     if user is None:
         raise NotAllowed("Sign in to vote on amendments.")
-    stance = (await form_fields(request, "stance"))["stance"]
+    fields = await form_fields(request, "stance", "wording")
+    stance = fields["stance"]
     database = request.app.state.database
     # The vote is one short write transaction; what the page shows afterwards is read
     # outside it, so that the write lock is held for the vote alone.
-    amendment = await database.write(
-        cast_vote, user.id, amendment_id, None if stance == "withdraw" else stance
-    )
+    try:
+        amendment = await database.write(
+            cast_vote,
+            user.id,
+            amendment_id,
+            None if stance == "withdraw" else stance,
+            # The fingerprint of the wording the voter read; absent from scripts' posts.
+            wording=fields["wording"] or None,
+        )
+    except WordingChanged as refused:
+        if is_htmx(request):
+            raise  # an error summary swapped into the vote widget
+
+        # Without JavaScript: the clause page with its new wording, the refusal on top.
+        def address(session):
+            return queries.clause_page_address(session, session.get(Amendment, amendment_id))
+
+        slug, number = await database.run(address)
+        request.scope["path_params"] = {"slug": slug, "number": number}
+        return await clause(request, {f"vote-{amendment_id}": refused.message})
     if not is_htmx(request):
         slug, number = await database.run(queries.clause_page_address, amendment)
         return redirect(f"{clause_url(slug, number)}?voted={amendment_id}#amendment-{amendment_id}")
