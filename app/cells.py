@@ -19,7 +19,8 @@ a command (OWASP, "CSV Injection"). So:
 
 Characters XML 1.0 cannot carry (control characters other than tab, newline
 and carriage return) are replaced by U+FFFD in XLSX and ODS, where they would
-otherwise make the file unreadable; CSV keeps them.
+otherwise make the file unreadable; CSV keeps them. ODF text has no carriage
+return, so ODS shows one as a line break; XLSX and CSV keep it.
 """
 
 from __future__ import annotations

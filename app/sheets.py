@@ -182,7 +182,9 @@ def _ods_cell(typed: Cell, styles: _OdsStyles, wrap: bool, text_style=None):
         style = text_style or (styles.wrapped if wrap else styles.plain)
         element = TableCell(valuetype="string", stylename=style)
         paragraph = P()
-        teletype.addTextToElement(paragraph, xml_text(typed.value))
+        # ODF text has line breaks but no carriage returns: a CR (or CRLF) is a line break.
+        lines = typed.value.replace("\r\n", "\n").replace("\r", "\n")
+        teletype.addTextToElement(paragraph, xml_text(lines))
         element.addElement(paragraph)
         return element
     element.addElement(P(text=text))
