@@ -272,7 +272,7 @@ def workbook(report: Report, opened_at: datetime | None = None) -> list[Sheet]:
     return [
         Sheet(
             "Summary",
-            [Column("Item", 34, True), Column("Value", 90, True)],
+            [Column("Item", 42, True), Column("Value", 90, True)],
             summary,
             len(summary),
             filter=False,

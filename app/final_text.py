@@ -114,6 +114,7 @@ def write_docx(text: FinalText, path: str) -> None:
 def write_odt(text: FinalText, path: str) -> None:
     """The consolidated text as an OpenDocument text with tracked changes, at ``path``."""
     from odf import dc, teletype
+    from odf.namespaces import TEXTNS, XMLNS
     from odf.office import ChangeInfo
     from odf.opendocument import OpenDocumentText
     from odf.style import Style, TextProperties
@@ -172,7 +173,10 @@ def write_odt(text: FinalText, path: str) -> None:
                     add_text(paragraph, segment.text)
                     continue
                 change_id = f"ct{len(changes.childNodes) + 1}"
-                region = ChangedRegion(id=change_id)
+                # LibreOffice reads text:id, ODF 1.2 requires xml:id: give both.
+                region = ChangedRegion(
+                    qattributes={(XMLNS, "id"): change_id, (TEXTNS, "id"): change_id}
+                )
                 if segment.op == "insert":
                     mark = Insertion()
                     mark.addElement(info())

@@ -35,6 +35,11 @@ class Column:
     width: float = 12
     wrap: bool = False
 
+    @property
+    def shown_width(self) -> float:
+        """The width, widened so that no word of the header is cut."""
+        return max(self.width, max(len(word) for word in self.header.split()) + 2)
+
 
 @dataclass
 class Sheet:
@@ -47,6 +52,25 @@ class Sheet:
     row_count: int = 0
     filter: bool = True
     notes: list[str] = field(default_factory=list)
+
+
+MAX_LINES = 27  # the tallest row is 27 lines (Excel allows 409 points)
+
+
+def row_lines(values: Sequence[object], columns: Sequence[Column]) -> int:
+    """About how many lines the row's wrapped text needs at the columns' widths.
+
+    Spreadsheets do not all fit row heights to wrapped text when they open a file
+    (LibreOffice does not for XLSX), so both writers state the height.
+    """
+    lines = 1
+    for column, value in zip(columns, values, strict=True):
+        if not column.wrap or not isinstance(value, str) or not value:
+            continue
+        per_line = max(1, int(column.shown_width * 1.1))
+        needed = sum(-(-len(part) // per_line) or 1 for part in value.splitlines() or [""])
+        lines = max(lines, needed)
+    return min(lines, MAX_LINES)
 
 
 def _letter(index: int) -> str:
@@ -71,7 +95,7 @@ def write_xlsx(sheets: Sequence[Sheet], path: str) -> None:
     for sheet in sheets:
         ws = workbook.create_sheet(sheet.name)
         for i, column in enumerate(sheet.columns, start=1):
-            ws.column_dimensions[_letter(i)].width = column.width
+            ws.column_dimensions[_letter(i)].width = column.shown_width
         ws.freeze_panes = "A2"
         ws.print_title_rows = "1:1"
         ws.page_setup.orientation = "landscape"
@@ -79,6 +103,9 @@ def write_xlsx(sheets: Sequence[Sheet], path: str) -> None:
         ws.page_setup.fitToHeight = 0
         ws.sheet_properties.pageSetUpPr.fitToPage = True
         header = []
+        lines = row_lines([c.header for c in sheet.columns], sheet.columns)
+        if lines > 1:
+            ws.row_dimensions[1].height = 15 * lines
         for column in sheet.columns:
             c = WriteOnlyCell(ws, value=xml_text(column.header))
             c.data_type = "s"
@@ -87,6 +114,9 @@ def write_xlsx(sheets: Sequence[Sheet], path: str) -> None:
         ws.append(header)
         written = 0
         for row in sheet.rows:
+            lines = row_lines(row, sheet.columns)
+            if lines > 1:
+                ws.row_dimensions[written + 2].height = 15 * lines
             cells = []
             for column, value in zip(sheet.columns, row, strict=True):
                 typed = cell(value)
@@ -101,6 +131,8 @@ def write_xlsx(sheets: Sequence[Sheet], path: str) -> None:
                 c.alignment = wrapped if column.wrap else top
                 cells.append(c)
             ws.append(cells)
+            # The row is on disk now: forget its height, so memory stays flat.
+            ws.row_dimensions.pop(written + 2, None)
             written += 1
         if sheet.filter:
             ws.auto_filter.ref = f"A1:{_letter(len(sheet.columns))}{written + 1}"
@@ -191,10 +223,25 @@ def _ods_cell(typed: Cell, styles: _OdsStyles, wrap: bool, text_style=None):
     return element
 
 
+ROW_CM = 0.452  # LibreOffice's height of one line of 10-point text
+
+
+def _row_styles() -> str:
+    """Automatic styles "ro1".."ro27": rows one to MAX_LINES lines high."""
+    from odf.style import Style, TableRowProperties
+
+    styles = []
+    for lines in range(1, MAX_LINES + 1):
+        style = Style(name=f"ro{lines}", family="table-row")
+        style.addElement(TableRowProperties(rowheight=f"{ROW_CM * lines:.3f}cm"))
+        styles.append(_serialised(style))
+    return "".join(styles)
+
+
 def _ods_row(values: Sequence[object], sheet: Sheet, styles: _OdsStyles):
     from odf.table import TableRow
 
-    row = TableRow()
+    row = TableRow(stylename=f"ro{row_lines(values, sheet.columns)}")
     for column, value in zip(sheet.columns, values, strict=True):
         row.addElement(_ods_cell(cell(value), styles, column.wrap))
     return row
@@ -213,12 +260,24 @@ def write_ods(sheets: Sequence[Sheet], path: str) -> None:
         ConfigItemMapNamed,
         ConfigItemSet,
     )
+    from odf.namespaces import LOEXTNS
     from odf.opendocument import OpenDocumentSpreadsheet
-    from odf.style import Style, TableColumnProperties
+    from odf.style import MasterPage, PageLayout, PageLayoutProperties, Style, TableColumnProperties
     from odf.table import DatabaseRange, DatabaseRanges, Table, TableColumn, TableRow
 
     document = OpenDocumentSpreadsheet()
     styles = _OdsStyles(document)
+    page = PageLayout(name="Landscape")
+    page.addElement(
+        PageLayoutProperties(
+            printorientation="landscape",
+            pagewidth="29.7cm",
+            pageheight="21cm",
+            qattributes={(LOEXTNS, "scale-to-X"): "1", (LOEXTNS, "scale-to-Y"): "0"},
+        )
+    )
+    document.automaticstyles.addElement(page)
+    document.masterstyles.addElement(MasterPage(name="Default", pagelayoutname=page))
     markers: list[tuple[str, Sheet]] = []
     ranges = DatabaseRanges()
     frozen = ConfigItemMapNamed(name="Tables")
@@ -226,10 +285,12 @@ def write_ods(sheets: Sequence[Sheet], path: str) -> None:
         table = Table(name=sheet.name)
         for i, column in enumerate(sheet.columns):
             width = Style(name=f"co{index}-{i}", family="table-column")
-            width.addElement(TableColumnProperties(columnwidth=f"{column.width * 0.19:.2f}cm"))
+            centimetres = column.shown_width * 0.19
+            width.addElement(TableColumnProperties(columnwidth=f"{centimetres:.2f}cm"))
             document.automaticstyles.addElement(width)
             table.addElement(TableColumn(stylename=width))
-        header = TableRow()
+        headers = [c.header for c in sheet.columns]
+        header = TableRow(stylename=f"ro{row_lines(headers, sheet.columns)}")
         for column in sheet.columns:
             header.addElement(_ods_cell(Cell("text", column.header), styles, True, styles.header))
         table.addElement(header)
@@ -280,6 +341,10 @@ def write_ods(sheets: Sequence[Sheet], path: str) -> None:
                 archive.writestr(info, built.read(info.filename))
                 continue
             content = built.read(info.filename).decode("utf-8")
+            # Row styles are added here: odfpy keeps only styles its own tree uses.
+            content = content.replace(
+                "</office:automatic-styles>", _row_styles() + "</office:automatic-styles>", 1
+            )
             with archive.open("content.xml", "w") as out:
                 for marker, sheet in markers:
                     found = content.index(marker)
