@@ -117,7 +117,7 @@ def write_odt(text: FinalText, path: str) -> None:
     from odf.namespaces import TEXTNS, XMLNS
     from odf.office import ChangeInfo
     from odf.opendocument import OpenDocumentText
-    from odf.style import Style, TextProperties
+    from odf.style import ParagraphProperties, Style, TextProperties
     from odf.text import (
         Change,
         ChangedRegion,
@@ -138,15 +138,19 @@ def write_odt(text: FinalText, path: str) -> None:
     document.automaticstyles.addElement(italic)
     title_style = Style(name="Title", family="paragraph")
     title_style.addElement(TextProperties(fontsize="20pt", fontweight="bold"))
+    title_style.addElement(ParagraphProperties(marginbottom="0.4cm"))
     heading_style = Style(name="Clause heading", family="paragraph")
     heading_style.addElement(TextProperties(fontsize="14pt", fontweight="bold"))
-    document.styles.addElement(title_style)
-    document.styles.addElement(heading_style)
+    heading_style.addElement(ParagraphProperties(margintop="0.5cm", marginbottom="0.2cm"))
+    body_style = Style(name="Clause text", family="paragraph")
+    body_style.addElement(ParagraphProperties(marginbottom="0.25cm"))
+    for style in (title_style, heading_style, body_style):
+        document.styles.addElement(style)
     date = text.when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
     changes = TrackedChanges()
     body: list = [H(outlinelevel=1, stylename=title_style, text=text.title)]
-    body += [P(text=line) for line in text.introduction]
+    body += [P(stylename=body_style, text=line) for line in text.introduction]
 
     def info():
         element = ChangeInfo()
@@ -163,11 +167,11 @@ def write_odt(text: FinalText, path: str) -> None:
         )
         note = clause_note(clause)
         if note:
-            paragraph = P()
+            paragraph = P(stylename=body_style)
             paragraph.addElement(Span(stylename=italic, text=note))
             body.append(paragraph)
         for paragraph_segments in _pieces(clause.segments):
-            paragraph = P()
+            paragraph = P(stylename=body_style)
             for segment in paragraph_segments:
                 if segment.op == "equal":
                     add_text(paragraph, segment.text)

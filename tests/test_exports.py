@@ -233,3 +233,240 @@ def test_no_export_carries_a_formula_and_every_text_survives(database, tmp_path)
     lines = tally.output.splitlines()[1:]
     assert lines == expected_lines(report_of(database, slug))
     assert any(BLOC_NAME in line for line in lines)
+
+
+# The briefing workbook
+
+ORDERED = """# Ordered guidance
+
+For tests.
+
+## 2. Two
+Clause two says something plain.
+
+## 3. Three
+Clause three says something plain.
+
+### 3.2 Three point two
+Clause three point two says something plain.
+
+## 10. Ten
+Clause ten says something plain.
+"""
+ORDERED_SPECS = [
+    Spec(
+        "ten",
+        "10",
+        "change",
+        {"alpha.gov.uk": (8, 1), "beta.gov.uk": (6, 2), "delta.gov.uk": (2, 0)},
+    ),
+    Spec("two", "2", "change", {"alpha.gov.uk": (3, 3), "gamma.nhs.uk": (5, 0)}),
+    Spec("three-two", "3.2", "delete", {"beta.gov.uk": (5, 1), "gamma.nhs.uk": (6, 0)}),
+    Spec("new", "3", "insert", {"alpha.gov.uk": (6, 0), "beta.gov.uk": (5, 1)}),
+]
+SHEETS = ["Summary", "Amendments", "Outcome by clause", "Turnout", "Organisation breakdown"]
+
+
+def ordered_consultation(database: Database) -> str:
+    generate(database, "ordered", specs=ORDERED_SPECS, extra=0, document=ORDERED)
+    with organiser_client(database) as client:
+        close(client, "ordered")
+    return "ordered"
+
+
+def assert_suppressed(counts: list) -> None:
+    """No count by organisation below 5 is shown (strings are the suppression labels)."""
+    assert counts
+    for value in counts:
+        assert isinstance(value, str) or value >= 5, counts
+
+
+def test_the_xlsx_workbook_is_briefing_ready(database):
+    from openpyxl import load_workbook
+
+    slug = ordered_consultation(database)
+    body = downloads(database, slug)["xlsx"]
+    report = report_of(database, slug)
+    workbook = load_workbook(io.BytesIO(body))
+    assert workbook.sheetnames == SHEETS
+    for sheet in workbook:
+        assert sheet.freeze_panes == "A2", sheet.title
+        assert all(c.font.bold for c in sheet[1]), sheet.title
+        assert sheet.print_title_rows == "$1:$1", sheet.title
+
+    sheet = workbook["Amendments"]
+    headers = [c.value for c in sheet[1]]
+    for wanted in (
+        "Clause",
+        "Amendment",
+        "Original wording",
+        "Proposed wording",
+        "Supports",
+        "Opposes",
+        "Support share",
+        "95% interval low",
+        "95% interval high",
+        "Result",
+        "Decision",
+        "Reason",
+    ):
+        assert wanted in headers
+    rows = [dict(zip(headers, row, strict=True)) for row in sheet.iter_rows(min_row=2)]
+    assert sheet.auto_filter.ref == f"A1:{sheet.cell(1, len(headers)).column_letter}{len(rows) + 1}"
+    # Natural clause order, integers as numbers, "3.2" as text with a numeric order.
+    assert [r["Clause"].value for r in rows] == [2, 3, "3.2", 10]
+    assert [r["Clause"].data_type for r in rows] == ["n", "n", "s", "n"]
+    assert [r["Clause order"].value for r in rows] == [1, 2, 3, 4]
+    ten = next(r for r in rows if r["Clause"].value == 10)
+    assert ten["Original wording"].value == "Clause ten says something plain."
+    assert ten["Proposed wording"].value == "Wording proposed by ten for clause 10."
+    assert ten["Proposed wording"].alignment.wrap_text
+    assert sheet.column_dimensions[headers_letter(sheet, "Proposed wording")].width >= 40
+    assert (ten["Supports"].value, ten["Opposes"].value) == (16, 3)
+    share = ten["Support share"]
+    assert share.data_type == "n" and share.number_format == "0.0%"
+    assert share.value == pytest.approx(16 / 19)
+    assert 0 < ten["95% interval low"].value < share.value < ten["95% interval high"].value
+
+    summary = {row[0].value: row[1].value for row in workbook["Summary"].iter_rows(min_row=2)}
+    assert summary["Consultation"] == "Ordered guidance"
+    assert summary["Status"] == "Closed"
+    assert summary["Closed (UK time)"].year >= 2026
+    assert summary["Ballot file SHA-256"] == report.consultation.ballots_sha256
+    assert summary["Votes"] == sum(row.ranked.votes for row in report.rows)
+    assert summary["Amendments ranked"] == 4
+
+    turnout = [[c.value for c in row] for row in workbook["Turnout"].iter_rows(min_row=2)]
+    assert turnout[:-1] == [
+        [t.organisation, t.participants, t.proposers, t.voters]
+        for t in report.turnout_by_organisation
+    ]
+    assert turnout[-1][0] == "All organisations"
+
+    breakdown = list(workbook["Organisation breakdown"].iter_rows(min_row=2, values_only=True))
+    of_ten = {row[3]: (row[4], row[5]) for row in breakdown if row[2] == ten["Amendment"].value}
+    assert of_ten["alpha.gov.uk"][0] == 8
+    assert of_ten["Other organisations (fewer than 5 participants each)"][0] == "fewer than 5"
+    assert_suppressed([row[4] for row in breakdown] + [row[5] for row in breakdown])
+
+
+def headers_letter(sheet, header: str) -> str:
+    return next(c.column_letter for c in sheet[1] if c.value == header)
+
+
+def test_the_ods_workbook_is_briefing_ready(database):
+    from odf import table, teletype
+    from odf.opendocument import load
+
+    slug = ordered_consultation(database)
+    body = downloads(database, slug)["ods"]
+    document = load(io.BytesIO(body))
+    tables = {
+        t.getAttribute("name"): t for t in document.spreadsheet.getElementsByType(table.Table)
+    }
+    assert list(tables) == SHEETS
+    settings = zipfile.ZipFile(io.BytesIO(body)).read("settings.xml").decode()
+    for name in SHEETS:
+        # The header row is frozen in every sheet.
+        entry = settings.split(f'config:name="{name}"', 1)[1].split(
+            "</config:config-item-map-entry>"
+        )[0]
+        assert 'config:name="VerticalSplitPosition" config:type="int">1<' in entry
+        header = tables[name].getElementsByType(table.TableRow)[0]
+        assert {c.getAttribute("stylename") for c in header.getElementsByType(table.TableCell)} == {
+            "Header"
+        }
+    ranges = [
+        r.getAttribute("targetrangeaddress")
+        for r in document.spreadsheet.getElementsByType(table.DatabaseRange)
+    ]
+    assert "Amendments.A1:AA5" in ranges
+
+    def cells(name: str) -> list[list]:
+        rows = []
+        for row in tables[name].getElementsByType(table.TableRow)[1:]:
+            rows.append(row.getElementsByType(table.TableCell))
+        return rows
+
+    amendments = cells("Amendments")
+    assert [teletype.extractText(r[0]) for r in amendments] == ["2", "3", "3.2", "10"]
+    assert [r[0].getAttribute("valuetype") for r in amendments] == [
+        "float",
+        "float",
+        "string",
+        "float",
+    ]
+    share = amendments[-1][14]
+    assert share.getAttribute("valuetype") == "percentage"
+    assert float(share.getAttribute("value")) == pytest.approx(16 / 19)
+    breakdown = cells("Organisation breakdown")
+    counts = []
+    for row in breakdown:
+        for c in row[4:6]:
+            kind = c.getAttribute("valuetype")
+            counts.append(
+                float(c.getAttribute("value")) if kind == "float" else teletype.extractText(c)
+            )
+    assert_suppressed(counts)
+
+
+# The consolidated text as Word and OpenDocument text
+
+
+def test_the_docx_and_odt_carry_the_report_consolidated_text_as_tracked_changes(database, tmp_path):
+    from docx import Document
+    from docx.oxml.ns import qn
+    from odf import teletype
+    from odf import text as odf_text
+    from odf.opendocument import load
+
+    from app.textdiff import apply
+
+    slug = ordered_consultation(database)
+    found = downloads(database, slug)
+    report = report_of(database, slug)
+    clauses = report.consolidated
+    changed = [c for c in clauses if any(s.op != "equal" for s in c.segments)]
+    assert changed  # clause 10 changes, 3.2 is deleted, a new clause follows 3
+
+    body = Document(io.BytesIO(found["docx"])).element.body
+    insertions = body.findall(".//" + qn("w:ins"))
+    deletions = body.findall(".//" + qn("w:del"))
+    assert insertions and deletions
+    accepted = "".join(t.text for t in body.iter(qn("w:t")))
+    rejected = "".join(
+        t.text
+        for t in body.iter(qn("w:t"), qn("w:delText"))
+        if not any(a.tag == qn("w:ins") for a in t.iterancestors())
+    )
+    for clause in clauses:
+        assert clause.text.replace("\n", "") in accepted, clause.number
+        assert apply(clause.segments, "old").replace("\n", "") in rejected, clause.number
+    assert f"{clauses[-1].number}. {clauses[-1].heading}" in accepted
+
+    document = load(io.BytesIO(found["odt"]))
+    regions = document.text.getElementsByType(odf_text.ChangedRegion)
+    assert len(regions) == sum(1 for c in changed for s in c.segments if s.op != "equal")
+    removed = [
+        teletype.extractText(p)
+        for d in document.text.getElementsByType(odf_text.Deletion)
+        for p in d.getElementsByType(odf_text.P)
+    ]
+    assert removed == [s.text for c in changed for s in c.segments if s.op == "delete"]
+
+    # `redline export` writes the same documents.
+    for fmt in ("odt", "docx"):
+        output = tmp_path / f"final.{fmt}"
+        result = CliRunner().invoke(
+            cli,
+            ["export", slug, "--format", fmt, "-o", str(output)],
+            env={"REDLINE_DATABASE_URL": database.url},
+        )
+        assert result.exit_code == 0, result.output
+        if fmt == "docx":
+            again = Document(str(output)).element.body
+            assert "".join(t.text for t in again.iter(qn("w:t"))) == accepted
+        else:
+            assert len(load(str(output)).text.getElementsByType(odf_text.ChangedRegion)) == len(
+                regions
+            )
