@@ -38,7 +38,7 @@ class Column:
     @property
     def shown_width(self) -> float:
         """The width, widened so that no word of the header is cut."""
-        return max(self.width, max(len(word) for word in self.header.split()) + 2)
+        return max(self.width, max(len(word) for word in self.header.split()) + 3)
 
 
 @dataclass
@@ -55,6 +55,12 @@ class Sheet:
 
 
 MAX_LINES = 27  # the tallest row is 27 lines (Excel allows 409 points)
+
+
+def header_lines(columns: Sequence[Column]) -> int:
+    """Lines the header row needs: every header wraps."""
+    wrapped = [Column(c.header, c.shown_width, True) for c in columns]
+    return row_lines([c.header for c in columns], wrapped)
 
 
 def row_lines(values: Sequence[object], columns: Sequence[Column]) -> int:
@@ -103,7 +109,7 @@ def write_xlsx(sheets: Sequence[Sheet], path: str) -> None:
         ws.page_setup.fitToHeight = 0
         ws.sheet_properties.pageSetUpPr.fitToPage = True
         header = []
-        lines = row_lines([c.header for c in sheet.columns], sheet.columns)
+        lines = header_lines(sheet.columns)
         if lines > 1:
             ws.row_dimensions[1].height = 15 * lines
         for column in sheet.columns:
@@ -152,7 +158,7 @@ class _OdsStyles:
 
     def __init__(self, document) -> None:
         from odf import number
-        from odf.style import ParagraphProperties, Style, TableCellProperties, TextProperties
+        from odf.style import Style, TableCellProperties, TextProperties
 
         percent = number.PercentageStyle(name="N-percent")
         percent.addElement(number.Number(decimalplaces=1, minintegerdigits=1))
@@ -173,19 +179,20 @@ class _OdsStyles:
         document.styles.addElement(percent)
         document.styles.addElement(when)
 
-        def cell_style(name: str, wrap: bool, **extra) -> Style:
+        def cell_style(name: str, wrap: bool, background: str | None = None, **extra) -> Style:
             style = Style(name=name, family="table-cell", **extra)
             properties = {"verticalalign": "top"}
             if wrap:
                 properties["wrapoption"] = "wrap"
+            if background:
+                properties["backgroundcolor"] = background
+            # One properties element per kind: LibreOffice reads only one.
             style.addElement(TableCellProperties(**properties))
             document.styles.addElement(style)
             return style
 
-        self.header = cell_style("Header", True)
-        self.header.addElement(TableCellProperties(backgroundcolor="#" + HEADER_FILL))
+        self.header = cell_style("Header", True, background="#" + HEADER_FILL)
         self.header.addElement(TextProperties(fontweight="bold", color="#ffffff"))
-        self.header.addElement(ParagraphProperties())
         self.plain = cell_style("Plain", False)
         self.wrapped = cell_style("Wrapped", True)
         self.percent = cell_style("Percent", False, datastylename="N-percent")
@@ -285,12 +292,11 @@ def write_ods(sheets: Sequence[Sheet], path: str) -> None:
         table = Table(name=sheet.name)
         for i, column in enumerate(sheet.columns):
             width = Style(name=f"co{index}-{i}", family="table-column")
-            centimetres = column.shown_width * 0.19
+            centimetres = column.shown_width * 0.21  # a character of 10-point text, bold
             width.addElement(TableColumnProperties(columnwidth=f"{centimetres:.2f}cm"))
             document.automaticstyles.addElement(width)
             table.addElement(TableColumn(stylename=width))
-        headers = [c.header for c in sheet.columns]
-        header = TableRow(stylename=f"ro{row_lines(headers, sheet.columns)}")
+        header = TableRow(stylename=f"ro{header_lines(sheet.columns)}")
         for column in sheet.columns:
             header.addElement(_ods_cell(Cell("text", column.header), styles, True, styles.header))
         table.addElement(header)

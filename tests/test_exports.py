@@ -426,6 +426,10 @@ def test_the_docx_and_odt_carry_the_report_consolidated_text_as_tracked_changes(
     found = downloads(database, slug)
     report = report_of(database, slug)
     clauses = report.consolidated
+    with organiser_client(database) as client:
+        page = client.get(f"/consultations/{slug}/report").text
+    assert f'href="/consultations/{slug}/report.docx"' in page
+    assert f'href="/consultations/{slug}/report.odt"' in page
     changed = [c for c in clauses if any(s.op != "equal" for s in c.segments)]
     assert changed  # clause 10 changes, 3.2 is deleted, a new clause follows 3
 
