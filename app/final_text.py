@@ -36,6 +36,11 @@ class FinalText:
     when: datetime
 
 
+def _utc(when: datetime) -> datetime:
+    """Stored times are UTC; SQLite gives them back without a zone."""
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
 def clause_note(clause: ConsolidatedClause) -> str:
     """Where a clause's wording came from, as the report page says it ("" if unchanged)."""
     if not (clause.amendments or clause.by_organisers):
@@ -76,7 +81,7 @@ def write_docx(text: FinalText, path: str) -> None:
     document.add_heading(text.title, level=0)
     for line in text.introduction:
         document.add_paragraph(line)
-    date = text.when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    date = _utc(text.when).strftime("%Y-%m-%dT%H:%M:%SZ")
     revision = 0
 
     def run(content: str, deleted: bool = False):
@@ -146,7 +151,7 @@ def write_odt(text: FinalText, path: str) -> None:
     body_style.addElement(ParagraphProperties(marginbottom="0.25cm"))
     for style in (title_style, heading_style, body_style):
         document.styles.addElement(style)
-    date = text.when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    date = _utc(text.when).strftime("%Y-%m-%dT%H:%M:%S")
 
     changes = TrackedChanges()
     body: list = [H(outlinelevel=1, stylename=title_style, text=text.title)]

@@ -14,11 +14,13 @@ import csv
 import io
 import json
 import zipfile
+from datetime import UTC, datetime
 
 import pytest
 from click.testing import CliRunner
 from sqlmodel import select
 
+from app.briefing import clause_number, uk_time
 from app.cells import FORMULA_STARTS, CsvWriter, Percent, cell, csv_text, original_text
 from app.cli import main as cli
 from app.db import Database
@@ -72,6 +74,19 @@ def test_only_numbers_become_numeric_cells():
     buffer = io.StringIO()
     CsvWriter(buffer).writerow(["=1", 2, None, False, Percent(0.5)])
     assert buffer.getvalue() == "'=1,2,,no,50.0%\r\n"
+
+
+def test_workbook_times_are_uk_wall_clock_times():
+    summer = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+    assert uk_time(summer) == datetime(2026, 7, 1, 13, 0)  # BST
+    assert uk_time(datetime(2026, 12, 1, 12, 0)) == datetime(2026, 12, 1, 12, 0)  # naive: UTC
+    assert uk_time(None) is None
+
+
+def test_clause_numbers_are_numbers_only_when_plain_integers():
+    assert clause_number("10") == 10
+    assert clause_number("3.2") == "3.2"
+    assert clause_number("3.") == "3."
 
 
 # Every export of a consultation full of formula-like text
