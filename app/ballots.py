@@ -92,7 +92,7 @@ def read_ballots(lines: Iterable[str]) -> list[AmendmentTally]:
             raise BallotFileError(
                 f"line {line_no}: expected {len(HEADER)} fields, found {len(row)}"
             )
-        amendment, clause, kind, voter, organisation, stance = (field.strip() for field in row)
+        amendment, clause, kind, voter, _, stance = (field.strip() for field in row)
         # The only free text: undo the apostrophe the writer adds against formulas.
         organisation = original_text(row[4]).strip()
         if not amendment or not clause:
