@@ -316,6 +316,8 @@ def write_ods(sheets: Sequence[Sheet], path: str) -> None:
             )
         entry = ConfigItemMapEntry(name=sheet.name)
         for name, kind, value in (
+            ("HorizontalSplitMode", "short", "0"),
+            ("HorizontalSplitPosition", "int", "0"),
             ("VerticalSplitMode", "short", "2"),
             ("VerticalSplitPosition", "int", "1"),
             ("ActiveSplitRange", "short", "2"),
@@ -329,6 +331,9 @@ def write_ods(sheets: Sequence[Sheet], path: str) -> None:
     if ranges.hasChildNodes():
         document.spreadsheet.addElement(ranges)
     view = ConfigItemMapEntry()
+    view_id = ConfigItem(name="ViewId", type="string")
+    view_id.addText("view1")  # as LibreOffice writes it
+    view.addElement(view_id)
     view.addElement(frozen)
     views = ConfigItemMapIndexed(name="Views")
     views.addElement(view)
