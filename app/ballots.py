@@ -21,6 +21,7 @@ import io
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
+from app.cells import CsvWriter, original_text
 from app.outcome import ClauseText, Outcome, clause_outcomes
 from app.ranking import (
     DEFAULT_RULES,
@@ -48,9 +49,13 @@ def voter_pseudonym(ballot_key: str, amendment_id: int, user_id: int) -> str:
 
 
 def csv_lines(rows: Iterable[tuple], with_header: bool = True) -> Iterator[bytes]:
-    """The ballot file as CSV bytes, a line at a time (header first unless told not to)."""
+    """The ballot file as CSV bytes, a line at a time (header first unless told not to).
+
+    Fields go through app.cells like every CSV: an organisation name starting with
+    = + - @ gets a leading apostrophe, which ``read_ballots`` removes again.
+    """
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = CsvWriter(buffer, lineterminator="\n")
     if with_header:
         writer.writerow(HEADER)
         yield buffer.getvalue().encode("utf-8")
@@ -87,7 +92,9 @@ def read_ballots(lines: Iterable[str]) -> list[AmendmentTally]:
             raise BallotFileError(
                 f"line {line_no}: expected {len(HEADER)} fields, found {len(row)}"
             )
-        amendment, clause, kind, voter, organisation, stance = (field.strip() for field in row)
+        amendment, clause, kind, voter, _, stance = (field.strip() for field in row)
+        # The only free text: undo the apostrophe the writer adds against formulas.
+        organisation = original_text(row[4]).strip()
         if not amendment or not clause:
             raise BallotFileError(f"line {line_no}: amendment and clause are required")
         if kind not in KINDS:

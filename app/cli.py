@@ -215,10 +215,11 @@ def revoke_command(ctx: click.Context, email: str) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["csv", "xlsx", "ods", "json", "ballots"]),
+    type=click.Choice(["csv", "xlsx", "ods", "json", "odt", "docx", "ballots"]),
     default="csv",
     show_default=True,
-    help="The report in a format, or the ballot file (one row per vote).",
+    help="The report in a format (odt and docx: the consolidated text with tracked "
+    "changes), or the ballot file (one row per vote).",
 )
 @click.option(
     "--output",
@@ -229,6 +230,7 @@ def revoke_command(ctx: click.Context, email: str) -> None:
 @click.pass_context
 def export_command(ctx: click.Context, slug: str, fmt: str, output: Path | None) -> None:
     """Export the ranked amendment report, or the ballots that `redline tally` reads."""
+    from app.briefing import opened_at
     from app.exports import export_stream
     from app.queries import consultation_by_slug
     from app.reporting import build_report
@@ -261,7 +263,8 @@ def export_command(ctx: click.Context, slug: str, fmt: str, output: Path | None)
                     ) as bar,
                     output.open("wb") as handle,
                 ):
-                    for chunk in export_stream(report, fmt, consultation.ballots_sha256):
+                    opened = opened_at(session, consultation)
+                    for chunk in export_stream(report, fmt, consultation.ballots_sha256, opened):
                         handle.write(chunk)
                     bar.update(len(report.rows))
     finally:

@@ -24,6 +24,7 @@ from app.models import Amendment, AuditEntry, ClauseVersion, Consultation, User
 from app.ranking import Rules
 from app.summary import AMENDMENT_FIELDS
 from tests.conftest import settings_for
+from tests.test_report_agreement import workbook_rows
 from tests.utils.sessions import force_login
 
 SLUG = "social-media-guidance"
@@ -465,21 +466,8 @@ def read_export(body: bytes, fmt: str) -> list[dict]:
         return list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
     if fmt == "json":
         return json.loads(body)["amendments"]
-    if fmt == "xlsx":
-        from openpyxl import load_workbook
-
-        sheet = load_workbook(io.BytesIO(body), read_only=True).active
-        rows = list(sheet.iter_rows(values_only=True))
-        return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
-    from odf import table, teletype
-    from odf.opendocument import load
-
-    document = load(io.BytesIO(body))
-    rows = [
-        [teletype.extractText(cell) for cell in row.getElementsByType(table.TableCell)]
-        for row in document.spreadsheet.getElementsByType(table.TableRow)
-    ]
-    return [dict(zip(rows[0], row, strict=False)) for row in rows[1:]]
+    # The workbooks' "Amendments" sheet, read back as the machine columns.
+    return workbook_rows(body, fmt)[1]
 
 
 @pytest.mark.parametrize("fmt", ["csv", "xlsx", "ods", "json"])
@@ -540,7 +528,7 @@ def test_the_ballot_file_reproduces_the_published_order(organiser, public, seede
 def test_redline_export_writes_every_format(organiser, seeded, tmp_path):
     close_and_decide(organiser, seeded)
     env = {"REDLINE_DATABASE_URL": seeded.url}
-    for fmt in ("csv", "xlsx", "ods", "json", "ballots"):
+    for fmt in ("csv", "xlsx", "ods", "json", "odt", "docx", "ballots"):
         output = tmp_path / f"out.{fmt}"
         result = CliRunner().invoke(
             cli, ["export", SLUG, "--format", fmt, "-o", str(output)], env=env
@@ -566,7 +554,7 @@ def test_no_export_or_report_page_reveals_emails_user_ids_or_votes(organiser, pu
         f"/consultations/{SLUG}/clauses/7",
     ):
         bodies[path] = public.get(path).text
-    for fmt in ("xlsx", "ods"):
+    for fmt in ("xlsx", "ods", "odt", "docx"):
         archive = zipfile.ZipFile(
             io.BytesIO(public.get(f"/consultations/{SLUG}/report.{fmt}").content)
         )

@@ -32,9 +32,11 @@ from sqlmodel import func, select
 from starlette.testclient import TestClient
 
 from app import documents, services
+from app.briefing import AMENDMENT_COLUMNS
+from app.cells import original_text
 from app.cli import main as cli
 from app.db import Database
-from app.exports import FORMULA_STARTS, WITHHELD
+from app.exports import COLUMNS, WITHHELD
 from app.main import create_app
 from app.models import (
     Amendment,
@@ -52,7 +54,7 @@ from app.queries import consultation_by_slug
 from app.ranking import Rules
 from app.reporting import Report, build_report
 from app.seeding import seed
-from app.summary import AMENDMENT_FIELDS, summary_lines
+from app.summary import AMENDMENT_FIELDS, percent, summary_lines
 from tests.conftest import SEED_DIR, settings_for
 from tests.utils.sessions import force_login
 
@@ -196,6 +198,7 @@ def generate(
     rules: Rules | None = None,
     extra: int = 6,
     seed_value: int = 1,
+    document: str = DOCUMENT,
 ) -> Generated:
     """An open consultation with the given amendments and votes, plus ``extra`` random ones."""
     generator = random.Random(seed_value)
@@ -214,7 +217,7 @@ def generate(
         people = ensure_people(session)
         consultation = services.import_document(
             session,
-            documents.parse(DOCUMENT.encode()),
+            documents.parse(document.encode()),
             slug=slug,
             eligible_domains="*.gov.uk, *.nhs.uk, *.police.uk",
             status="open",
@@ -457,53 +460,90 @@ def check_page_against_summary(page_rows: list[dict], lines: list[str]) -> None:
 # Reading the exports back
 
 
-def unformula(value: str) -> str:
-    """Undo the apostrophe that keeps free text from being run as a spreadsheet formula."""
-    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_STARTS) else value
-
-
 def export_rows(body: bytes, fmt: str) -> tuple[list[str], list[dict[str, str]]]:
-    """(header, rows as strings) of an export, read with an independent reader."""
+    """(header, rows as strings) of an export, read with an independent reader.
+
+    CSV and JSON carry the machine-readable columns; XLSX and ODS are read from their
+    "Amendments" sheet, whose readable headers and typed cells are mapped back to the
+    machine columns (percentages and scores formatted as app.summary states them).
+    """
+    if fmt in ("xlsx", "ods"):
+        return workbook_rows(body, fmt)
     if fmt == "csv":
-        reader = csv.reader(io.StringIO(body.decode("utf-8-sig")))
-        table = list(reader)
-    elif fmt == "json":
+        table = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+        table = [table[0]] + [[original_text(v) for v in row] for row in table[1:]]
+    else:
         amendments = json.loads(body)["amendments"]
         header = list(amendments[0]) if amendments else []
         table = [header] + [[row[k] for k in header] for row in amendments]
-    elif fmt == "xlsx":
-        from openpyxl import load_workbook
-
-        sheet = load_workbook(io.BytesIO(body), read_only=True).active
-        table = [list(row) for row in sheet.iter_rows(values_only=True)]
-    else:
-        from odf import table as odf_table
-        from odf import teletype
-        from odf.opendocument import load
-
-        document = load(io.BytesIO(body))
-        table = [
-            [teletype.extractText(cell) for cell in row.getElementsByType(odf_table.TableCell)]
-            for row in document.spreadsheet.getElementsByType(odf_table.TableRow)
-        ]
-
-    def as_text(value) -> str:
-        if value is None:
-            return ""
-        if isinstance(value, bool):
-            return "yes" if value else "no"
-        if isinstance(value, float) and value.is_integer():
-            return str(int(value))
-        return str(value)
-
-    header = [as_text(h) for h in table[0]]
+    header = [_as_text(h) for h in table[0]]
     rows = []
     for raw in table[1:]:
-        values = [as_text(v) for v in raw] + [""] * (len(header) - len(raw))
-        row = dict(zip(header, values, strict=True))
-        if fmt != "json":
-            row = {k: unformula(v) for k, v in row.items()}
+        values = [_as_text(v) for v in raw] + [""] * (len(header) - len(raw))
+        rows.append(dict(zip(header, values, strict=True)))
+    return header, rows
+
+
+def _as_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def sheet_table(body: bytes, fmt: str, name: str) -> list[list]:
+    """One sheet of a workbook as typed values: numbers as numbers, text as text."""
+    if fmt == "xlsx":
+        from openpyxl import load_workbook
+
+        sheet = load_workbook(io.BytesIO(body), read_only=True)[name]
+        return [list(row) for row in sheet.iter_rows(values_only=True)]
+    from odf import table as odf_table
+    from odf import teletype
+    from odf.opendocument import load
+
+    document = load(io.BytesIO(body))
+    sheet = next(
+        t
+        for t in document.spreadsheet.getElementsByType(odf_table.Table)
+        if t.getAttribute("name") == name
+    )
+    rows = []
+    for row in sheet.getElementsByType(odf_table.TableRow):
+        values = []
+        for cell in row.getElementsByType(odf_table.TableCell):
+            kind = cell.getAttribute("valuetype")
+            if kind in ("float", "percentage"):
+                values.append(float(cell.getAttribute("value")))
+            elif kind is None:
+                values.append(None)
+            else:
+                values.append(teletype.extractText(cell))
+        rows.append(values)
+    return rows
+
+
+def workbook_rows(body: bytes, fmt: str) -> tuple[list[str], list[dict[str, str]]]:
+    """The "Amendments" sheet of a workbook, in rank order, as machine columns."""
+    table = sheet_table(body, fmt, "Amendments")
+    field_of = {header: name for name, header, *_ in AMENDMENT_COLUMNS}
+    fields = [field_of[h] for h in table[0]]
+    rows = []
+    for raw in table[1:]:
+        row = {}
+        for name, value in zip(fields, raw, strict=True):
+            if name in ("support_share", "interval_low", "interval_high"):
+                row[name] = percent(value)
+            elif name == "score":
+                row[name] = f"{value:+.3f}"
+            else:
+                row[name] = _as_text(value)
         rows.append(row)
+    rows.sort(key=lambda r: int(r["rank"]))
+    header = [f for f in COLUMNS if f in fields] + [f for f in fields if f not in COLUMNS]
     return header, rows
 
 
@@ -714,7 +754,7 @@ def test_the_generated_scenario_decides_the_hand_worked_cases(database, tmp_path
     assert adopted == {by_label["new-adopted"].ref: True, by_label["new-unvoted"].ref: False}
 
 
-def test_free_text_that_looks_like_a_formula_is_escaped_in_spreadsheets_only(database):
+def test_free_text_that_looks_like_a_formula_is_text_in_every_export(database):
     generated = generate(database, "generated", extra=0)
     formula = f"A{generated.ids['formula']}"
     with organiser_client(database) as client:
@@ -724,32 +764,17 @@ def test_free_text_that_looks_like_a_formula_is_escaped_in_spreadsheets_only(dat
             if fmt == "json":
                 row = next(r for r in json.loads(body)["amendments"] if r["amendment"] == formula)
                 assert row["proposed_text"] == '=HYPERLINK("x")'
-                continue
-            reader_rows = _raw_rows(body, fmt)
-            row = next(r for r in reader_rows if r["amendment"] == formula)
-            assert row["proposed_text"] == '\'=HYPERLINK("x")', fmt
-
-
-def _raw_rows(body: bytes, fmt: str) -> list[dict[str, str]]:
-    """Rows exactly as a spreadsheet would read them (apostrophes kept)."""
-    if fmt == "csv":
-        return list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
-    if fmt == "xlsx":
-        from openpyxl import load_workbook
-
-        sheet = load_workbook(io.BytesIO(body), read_only=True).active
-        table = list(sheet.iter_rows(values_only=True))
-        return [dict(zip(table[0], (str(v) for v in row), strict=True)) for row in table[1:]]
-    from odf import table as odf_table
-    from odf import teletype
-    from odf.opendocument import load
-
-    document = load(io.BytesIO(body))
-    table = [
-        [teletype.extractText(cell) for cell in row.getElementsByType(odf_table.TableCell)]
-        for row in document.spreadsheet.getElementsByType(odf_table.TableRow)
-    ]
-    return [dict(zip(table[0], row, strict=False)) for row in table[1:]]
+            elif fmt == "csv":
+                rows = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
+                row = next(r for r in rows if r["amendment"] == formula)
+                # A spreadsheet reads the apostrophe as "this is text".
+                assert row["proposed_text"] == '\'=HYPERLINK("x")'
+            else:
+                # Workbooks hold it as a string cell, exactly as written.
+                table = sheet_table(body, fmt, "Amendments")
+                at = table[0].index("Proposed wording")
+                row = next(r for r in table[1:] if formula in r)
+                assert row[at] == '=HYPERLINK("x")', fmt
 
 
 def test_the_ballot_file_never_links_one_voter_across_amendments(database):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import UTC, datetime
 
@@ -11,6 +10,7 @@ from starlette.responses import Response, StreamingResponse
 
 from app import lifecycle, organising, queries
 from app.auth import csrf_protected, require_organiser
+from app.cells import CsvWriter
 from app.documents import MAX_DOCUMENT_BYTES
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import Amendment
@@ -429,7 +429,7 @@ async def audit_csv(request: Request) -> Response:
 
     def rows():
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer = CsvWriter(buffer, lineterminator="\r\n")
         writer.writerow(["when (UK time)", "who", "action", "subject", "reason"])
         for line in lines:
             writer.writerow(

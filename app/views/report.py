@@ -10,6 +10,7 @@ from starlette.responses import Response, StreamingResponse
 
 from app import queries
 from app.auth import current_user, role_of
+from app.briefing import opened_at
 from app.errors import Conflict, NotAllowed, NotFound
 from app.exports import FORMATS, export_stream
 from app.models import Consultation
@@ -50,14 +51,15 @@ async def report(request: Request) -> Response:
 
 
 async def download(request: Request) -> Response:
-    """The report as CSV, XLSX, ODS or JSON, streamed."""
+    """The report as CSV, XLSX, ODS, JSON, ODT or DOCX, streamed."""
     fmt = request.path_params["format"]
     if fmt not in FORMATS:
         raise NotFound(f"There is no {fmt!r} download; choose one of {', '.join(FORMATS)}.")
     consultation = await _visible_consultation(request)
     built = await request.app.state.database.run(frozen_report, consultation)
+    opened = await request.app.state.database.run(opened_at, consultation)
     return StreamingResponse(
-        export_stream(built, fmt, consultation.ballots_sha256),
+        export_stream(built, fmt, consultation.ballots_sha256, opened),
         media_type=FORMATS[fmt],
         headers={"Content-Disposition": f'attachment; filename="{consultation.slug}-report.{fmt}"'},
     )
