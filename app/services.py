@@ -33,7 +33,6 @@ from app.eligibility import (
 )
 from app.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from app.models import (
-    ROLES,
     STANCES,
     Amendment,
     Clause,
@@ -180,18 +179,6 @@ def record_sign_in(
     session.commit()
     session.refresh(user)
     return user
-
-
-def set_role(session: Session, email: str, role: str) -> int:
-    """Give every account with this e-mail address a role; returns how many were changed."""
-    if role not in ROLES:
-        raise InvalidInput({"role": f"Role must be one of {', '.join(ROLES)}"})
-    users = session.exec(select(User).where(User.email == email.strip().lower())).all()
-    for user in users:
-        user.role = role
-        session.add(user)
-    session.commit()
-    return len(users)
 
 
 def get_user(session: Session, user_id: int | None) -> User | None:

@@ -6,9 +6,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app import oidc
-from app.auth import csrf_protected, end_session, safe_next, start_session
+from app.auth import csrf_protected, current_user, end_session, safe_next, start_session
 from app.errors import NotAllowed, NotFound
 from app.seeding import demo_personas, demo_user
+from app.roles import end_sessions
 from app.services import record_sign_in
 from app.web import form_fields, redirect, render
 
@@ -89,6 +90,13 @@ async def demo_sign_in(request: Request) -> Response:
 
 @csrf_protected
 async def sign_out(request: Request) -> Response:
-    """Sign out and go home."""
+    """Sign out and go home: the session ends on the server, so no copy of the cookie works.
+
+    It ends every session of the person (all their browsers): the simplest rule that
+    makes a copied cookie useless without a session table read on every request.
+    """
+    user = await current_user(request)
+    if user is not None:
+        await request.app.state.database.write(end_sessions, user.id)
     end_session(request)
     return redirect("/")
