@@ -8,8 +8,8 @@ from starlette.responses import Response
 from app import oidc
 from app.auth import csrf_protected, current_user, end_session, safe_next, start_session
 from app.errors import NotAllowed, NotFound
-from app.seeding import demo_personas, demo_user
 from app.roles import end_sessions
+from app.seeding import demo_personas, demo_user
 from app.services import record_sign_in
 from app.web import form_fields, redirect, render
 
