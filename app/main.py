@@ -20,7 +20,16 @@ from app.db import Database, is_busy
 from app.errors import Busy, RedlineError
 from app.oidc import make_registry
 from app.settings import Settings, SettingsError
-from app.views import amendments, consultations, organise, report, results, session, votes
+from app.views import (
+    amendments,
+    consultations,
+    details,
+    organise,
+    report,
+    results,
+    session,
+    votes,
+)
 from app.web import is_htmx, make_templates, render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,6 +110,8 @@ def routes() -> list[Route | Mount]:
             "/amendments/{amendment_id:int}/flag", amendments.flag, methods=["POST"], name="flag"
         ),
         Route("/sign-out", session.sign_out, methods=["POST"], name="sign_out"),
+        Route("/your-details", details.your_details, name="your_details"),
+        Route("/your-details", details.save, methods=["POST"], name="save_details"),
         Route("/consultations/{slug}", consultations.consultation, name="consultation"),
         Route("/consultations/{slug}/results", results.results, name="results"),
         Route("/how-ranking-works", results.how_ranking_works, name="how_ranking_works"),

@@ -42,6 +42,7 @@ from app.models import (
     User,
     utcnow,
 )
+from app.people import Details
 from app.proposals import Proposal, ProposalInput, validate_proposal
 from app.queries import clause_with_version, consultation_by_slug, known_domains
 from app.tallies import change_vote, participate
@@ -358,3 +359,16 @@ def clause_ids_by_number(session: Session, consultation_id: int) -> dict[str, in
         select(Clause.number, Clause.id).where(Clause.consultation_id == consultation_id)
     )
     return dict(rows.all())
+
+
+def save_details(session: Session, user_id: int, details: Details) -> User:
+    """Store how a participant chose to be shown ("Your details")."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("There is no such person.")
+    user.display_name = details.display_name
+    user.show_organisation = details.show_organisation
+    session.add(user)
+    session.commit()
+    session.refresh(user)
+    return user
