@@ -119,3 +119,46 @@ def test_a_configured_role_needs_a_verified_address_still_on_the_list(database):
     # Still listed, but the provider stopped vouching for the address.
     sign_in(database, WORK, "olive", OLIVE, False)
     assert role_of(user(database, WORK, "olive"), listed) == "participant"
+
+
+def test_migration_0006_keeps_granted_roles_only_for_verified_identities(database_url):
+    """Roles granted by address before 0006 stay with verified identities, held by that address."""
+    from sqlalchemy import text
+
+    from app.db import make_engine, migrate
+    from tests.test_migrations import downgrade
+
+    downgrade(database_url, "0005")
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        for subject, verified, role in (("a", True, "admin"), ("b", False, "organiser")):
+            connection.execute(
+                text(
+                    "INSERT INTO user_account (issuer, subject, email, email_verified, pseudonym,"
+                    " show_organisation, role, created_at, last_sign_in_at) VALUES (:issuer,"
+                    " :subject, :email, :verified, :pseudonym, false, :role, CURRENT_TIMESTAMP,"
+                    " CURRENT_TIMESTAMP)"
+                ),
+                {
+                    "issuer": WORK,
+                    "subject": subject,
+                    "email": OLIVE,
+                    "verified": verified,
+                    "pseudonym": f"P {subject}",
+                    "role": role,
+                },
+            )
+    engine.dispose()
+    migrate(database_url)
+    database = Database(database_url)
+    try:
+        verified, unverified = user(database, WORK, "a"), user(database, WORK, "b")
+        assert (verified.role, verified.role_address, verified.session_version) == (
+            "admin",
+            OLIVE,
+            0,
+        )
+        assert (unverified.role, unverified.role_address) == ("participant", None)
+        assert role_of(verified, settings_for(database_url)) == "admin"
+    finally:
+        database.dispose()
