@@ -16,6 +16,9 @@ MAX_DISPLAY_NAME_CHARS = 80  # User.display_name's column
 MIN_DISPLAY_NAME_CHARS = 2
 NAME_CHOICES = ("pseudonym", "display_name")
 _EMAIL_LIKE = re.compile(r"\S+@\S+\.\S+")
+# Pseudonyms are two words and a number ("Alder Wren 123", app.services): a chosen name
+# shaped like one could pass for someone else's.
+_PSEUDONYM_LIKE = re.compile(r"^\w+ \w+ \d{3}$")
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,10 @@ def validate_details(
             errors["display_name"] = f"Name must be {MAX_DISPLAY_NAME_CHARS} characters or fewer"
         elif _EMAIL_LIKE.search(name):
             errors["display_name"] = "Enter a name, not an e-mail address"
+        elif _PSEUDONYM_LIKE.match(name):
+            errors["display_name"] = (
+                "Enter a name that does not look like a pseudonym (two words and a number)"
+            )
     if show_organisation not in ("yes", "no"):
         errors["show_organisation"] = "Select whether to show your organisation"
     if errors:

@@ -146,6 +146,15 @@ def test_the_report_export_uses_the_chosen_name(author, seeded):
             "Name must be 80 characters or fewer",
         ),
         (
+            {
+                "name_choice": "display_name",
+                "display_name": "Oak Wren 123",
+                "show_organisation": "no",
+            },
+            "display_name",
+            "Enter a name that does not look like a pseudonym",
+        ),
+        (
             {"name_choice": "pseudonym", "display_name": ""},
             "show_organisation",
             "Select whether to show your organisation",
