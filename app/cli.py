@@ -187,8 +187,6 @@ def revoke_command(ctx: click.Context, email: str, issuer: str | None, subject: 
     settings = _settings(ctx)
     change = _with_database(settings, revoke_role, email, issuer=issuer, subject=subject)
     _report_change(change, "Now a participant")
-    if not change.changed:
-        _fail(f"no identity with the address {email} (now or when granted) holds a granted role")
     if settings.role_for_email(email):
         click.echo(
             f"Note: {email} is still named in REDLINE_ORGANISERS or REDLINE_ADMINS, "
@@ -196,6 +194,8 @@ def revoke_command(ctx: click.Context, email: str, issuer: str | None, subject: 
             "removed there.",
             err=True,
         )
+    if not change.changed:
+        _fail(f"no identity with the address {email} (now or when granted) holds a granted role")
 
 
 @main.command("export")

@@ -162,3 +162,14 @@ def test_migration_0006_keeps_granted_roles_only_for_verified_identities(databas
         assert role_of(verified, settings_for(database_url)) == "admin"
     finally:
         database.dispose()
+
+
+def test_revoking_a_configured_address_says_the_configuration_keeps_the_role(database):
+    sign_in(database, WORK, "olive", OLIVE, True)
+    result = CliRunner().invoke(
+        main,
+        ["revoke", OLIVE],
+        env={"REDLINE_DATABASE_URL": database.url, "REDLINE_ORGANISERS": OLIVE},
+    )
+    assert result.exit_code == 1
+    assert "still named in REDLINE_ORGANISERS or REDLINE_ADMINS" in result.output
