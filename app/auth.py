@@ -26,7 +26,7 @@ SESSION_SEEN_AT = "seen_at"
 SESSION_VERSION = "session_version"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
-IDLE_EXPIRY_SECONDS = 2 * 60 * 60
+# The idle limit is a setting (REDLINE_SESSION_IDLE_MINUTES); the absolute one is not.
 ABSOLUTE_EXPIRY_SECONDS = 12 * 60 * 60
 
 
@@ -98,7 +98,8 @@ def session_user_id(request: Request) -> int | None:
     now = int(time.time())
     signed_in_at = request.session.get(SESSION_SIGNED_IN_AT, 0)
     seen_at = request.session.get(SESSION_SEEN_AT, 0)
-    if now - signed_in_at > ABSOLUTE_EXPIRY_SECONDS or now - seen_at > IDLE_EXPIRY_SECONDS:
+    idle_limit = request.app.state.settings.session_idle_seconds
+    if now - signed_in_at > ABSOLUTE_EXPIRY_SECONDS or now - seen_at > idle_limit:
         end_session(request)
         return None
     if now - seen_at > 60:

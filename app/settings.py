@@ -126,16 +126,16 @@ def _private_key(variable: str, path: str) -> str:
     return pem
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+def _seconds(env: Mapping[str, str], name: str, default: float, unit: str = "seconds") -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise SettingsError(f"{name} must be a number of seconds, not {raw!r}") from None
+        raise SettingsError(f"{name} must be a number of {unit}, not {raw!r}") from None
     if value <= 0:
-        raise SettingsError(f"{name} must be more than 0 seconds")
+        raise SettingsError(f"{name} must be more than 0 {unit}")
     return value
 
 
@@ -215,6 +215,8 @@ class Settings:
     oidc_providers: tuple[OidcProvider, ...] = ()
     # How long to wait for an identity provider before showing an error page.
     oidc_timeout: float = 10.0
+    # A session ends after this long without a request (ASVS 4.0.3 V3.3.2: 30 minutes).
+    session_idle_seconds: float = 2 * 60 * 60
 
     @property
     def is_embedded_database(self) -> bool:
@@ -286,4 +288,6 @@ class Settings:
             seed_dir=seed_dir,
             oidc_providers=_providers(env),
             oidc_timeout=_seconds(env, "REDLINE_OIDC_TIMEOUT", 10.0),
+            session_idle_seconds=60
+            * _seconds(env, "REDLINE_SESSION_IDLE_MINUTES", 120, unit="minutes"),
         )

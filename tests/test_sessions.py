@@ -138,3 +138,23 @@ def test_a_session_past_its_absolute_limit_is_refused_however_recently_used(orga
     now = int(time.time())
     organiser.csrf = force_login(organiser, user_id, signed_in_at=now - 13 * 3600, seen_at=now)
     assert organiser_requests(organiser) == {"dashboard": 403, "download": 403, "edit": 403}
+
+
+def test_the_idle_limit_is_a_setting_enforced_on_the_server(seeded):
+    from app.settings import Settings, SettingsError
+
+    assert Settings.from_env({"REDLINE_DEMO": "1"}).session_idle_seconds == 2 * 60 * 60
+    env = {"REDLINE_DEMO": "1", "REDLINE_SESSION_IDLE_MINUTES": "30"}
+    assert Settings.from_env(env).session_idle_seconds == 30 * 60
+    with pytest.raises(
+        SettingsError, match="REDLINE_SESSION_IDLE_MINUTES must be a number of minutes"
+    ):
+        Settings.from_env({"REDLINE_DEMO": "1", "REDLINE_SESSION_IDLE_MINUTES": "soon"})
+    user_id = add_granted_organiser(seeded)
+    app = create_app(settings_for(seeded.url, session_idle_seconds=30 * 60))
+    now = int(time.time())
+    with TestClient(app, follow_redirects=False) as client:
+        force_login(client, user_id, signed_in_at=now - 3600, seen_at=now - 29 * 60)
+        assert client.get(f"/organise/{DEMO}").status_code == 200
+        force_login(client, user_id, signed_in_at=now - 3600, seen_at=now - 31 * 60)
+        assert client.get(f"/organise/{DEMO}").status_code == 403
