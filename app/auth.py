@@ -22,10 +22,13 @@ SESSION_USER = "user_id"
 SESSION_CSRF = "csrf"
 SESSION_SIGNED_IN_AT = "signed_in_at"
 SESSION_SEEN_AT = "seen_at"
+# The user's session version when the session began; a different one in the database
+# means the session was ended on the server (sign-out, role revoked): see current_user.
+SESSION_VERSION = "session_version"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
-IDLE_EXPIRY_SECONDS = 2 * 60 * 60
 log = logging.getLogger("redline.auth")
+# The idle limit is a setting (REDLINE_SESSION_IDLE_MINUTES); the absolute one is not.
 ABSOLUTE_EXPIRY_SECONDS = 12 * 60 * 60
 
 
@@ -72,12 +75,17 @@ def start_session(request: Request, user: User) -> None:
     request.session[SESSION_USER] = user.id
     request.session[SESSION_SIGNED_IN_AT] = now
     request.session[SESSION_SEEN_AT] = now
+    request.session[SESSION_VERSION] = user.session_version
     request.session[SESSION_CSRF] = secrets.token_urlsafe(32)
     log.info("sign-in: user %s", user.id, extra={"event": "sign-in", "user_id": user.id})
 
 
 def end_session(request: Request) -> None:
-    """Sign out: nothing of the session survives."""
+    """Forget the session in this browser: nothing of it survives in the cookie.
+
+    This alone does not stop a copy of the cookie; signing out also ends the session
+    on the server (``app.roles.end_sessions``).
+    """
     user_id = request.session.get(SESSION_USER)
     request.session.clear()
     if user_id is not None:
@@ -85,14 +93,19 @@ def end_session(request: Request) -> None:
 
 
 def session_user_id(request: Request) -> int | None:
-    """The signed-in user's id, or None when there is none or the session has expired."""
+    """The signed-in user's id, or None when there is none or the session has expired.
+
+    Both limits are checked here, on the server, against times the server signed into
+    the cookie: a copy of the cookie expires with it and cannot be made younger.
+    """
     user_id = request.session.get(SESSION_USER)
     if user_id is None:
         return None
     now = int(time.time())
     signed_in_at = request.session.get(SESSION_SIGNED_IN_AT, 0)
     seen_at = request.session.get(SESSION_SEEN_AT, 0)
-    if now - signed_in_at > ABSOLUTE_EXPIRY_SECONDS or now - seen_at > IDLE_EXPIRY_SECONDS:
+    idle_limit = request.app.state.settings.session_idle_seconds
+    if now - signed_in_at > ABSOLUTE_EXPIRY_SECONDS or now - seen_at > idle_limit:
         end_session(request)
         return None
     if now - seen_at > 60:
@@ -106,6 +119,10 @@ async def current_user(request: Request) -> User | None:
     if "user" not in request.state._state:
         user_id = session_user_id(request)
         user = await request.app.state.database.run(get_user, user_id) if user_id else None
+        if user is not None and request.session.get(SESSION_VERSION, 0) != user.session_version:
+            # Ended on the server since this cookie was issued: signed out, or a role
+            # revoked. Every copy of the cookie lands here.
+            user = None
         if user_id and user is None:
             end_session(request)
         request.state.user = user
@@ -116,16 +133,24 @@ ROLE_RANK = {"participant": 0, "organiser": 1, "admin": 2}
 
 
 def role_of(user: User | None, settings: Settings) -> str | None:
-    """The stronger of the stored role (granted by an administrator) and the configured one.
+    """The stronger of the granted role and the configured one, for this one identity.
 
-    Only a verified e-mail address can pick up a role from REDLINE_ORGANISERS or REDLINE_ADMINS.
+    Both need the identity's address to be verified by its provider now: a role from
+    REDLINE_ORGANISERS or REDLINE_ADMINS applies while the verified address is listed
+    there; a role granted with ``redline grant`` applies while the identity still has,
+    verified, the address it was granted to (``User.role_address``).
     """
     if user is None:
         return None
-    configured = settings.role_for_email(user.email) if user.email_verified else None
-    if configured and ROLE_RANK[configured] > ROLE_RANK.get(user.role, 0):
-        return configured
-    return user.role
+    if not user.email_verified:
+        return "participant"
+    configured = settings.role_for_email(user.email)
+    granted = user.role if user.role_address and user.role_address == user.email else None
+    best = "participant"
+    for role in (granted, configured):
+        if role and ROLE_RANK[role] > ROLE_RANK[best]:
+            best = role
+    return best
 
 
 async def require_organiser(request: Request) -> User:

@@ -17,7 +17,7 @@ from app.errors import RedlineError
 from app.observability import configure_logging
 from app.ranking import DEFAULT_RULES, Rules
 from app.seeding import seed
-from app.services import import_document, set_role
+from app.services import import_document
 from app.settings import Settings, SettingsError
 from app.startup import check_schema, check_settings
 from app.summary import summary_lines
@@ -175,39 +175,74 @@ def import_command(ctx: click.Context, document: Path, slug: str | None, eligibl
     )
 
 
+_IDENTITY_OPTIONS = (
+    click.option("--issuer", help="Only the identity from this issuer (as stored at sign-in)."),
+    click.option("--subject", help="Only the identity with this subject at its issuer."),
+)
+
+
+def _identity_options(command):
+    for option in reversed(_IDENTITY_OPTIONS):
+        command = option(command)
+    return command
+
+
+def _report_change(change, verb: str) -> None:
+    for line in change.changed:
+        click.echo(f"{verb}: {line}")
+    for line, why in change.refused:
+        click.echo(f"Refused: {line}: {why}", err=True)
+
+
 @main.command("grant")
 @click.argument("email")
 @click.argument("role", type=click.Choice(["organiser", "admin"]))
+@_identity_options
 @click.pass_context
-def grant_command(ctx: click.Context, email: str, role: str) -> None:
-    """Make the account with EMAIL an organiser or administrator.
+def grant_command(
+    ctx: click.Context, email: str, role: str, issuer: str | None, subject: str | None
+) -> None:
+    """Make the identity with the verified address EMAIL an organiser or administrator.
 
-    The person must have signed in once. People named in REDLINE_ORGANISERS or
-    REDLINE_ADMINS have their role from configuration and need no grant.
+    The role belongs to one identity (issuer, subject) and holds only while that
+    identity still has EMAIL, verified by its provider. Identities whose address is not
+    verified are refused. The person must have signed in once. People named in
+    REDLINE_ORGANISERS or REDLINE_ADMINS have their role from configuration.
     """
+    from app.roles import grant_role
+
     settings = _settings(ctx)
-    changed = _with_database(settings, set_role, email, role)
-    if not changed:
-        _fail(f"no account has the e-mail address {email}; they must sign in once first")
-    click.echo(f"{email} is now an {role}.")
+    change = _with_database(settings, grant_role, email, role, issuer=issuer, subject=subject)
+    _report_change(change, f"Now an {role}")
+    if not change.changed:
+        if change.refused:
+            _fail(f"nothing granted: no identity with a verified address {email} can have it")
+        _fail(f"no identity has the address {email}; they must sign in once first")
 
 
 @main.command("revoke")
 @click.argument("email")
+@_identity_options
 @click.pass_context
-def revoke_command(ctx: click.Context, email: str) -> None:
-    """Take organiser and administrator rights away from the account with EMAIL."""
+def revoke_command(ctx: click.Context, email: str, issuer: str | None, subject: str | None) -> None:
+    """Take organiser and administrator rights from identities with EMAIL, now or when granted.
+
+    Their sessions end at once: a copied cookie no longer works.
+    """
+    from app.roles import revoke_role
+
     settings = _settings(ctx)
-    changed = _with_database(settings, set_role, email, "participant")
-    if not changed:
-        _fail(f"no account has the e-mail address {email}")
-    click.echo(f"{email} is now a participant.")
+    change = _with_database(settings, revoke_role, email, issuer=issuer, subject=subject)
+    _report_change(change, "Now a participant")
     if settings.role_for_email(email):
         click.echo(
             f"Note: {email} is still named in REDLINE_ORGANISERS or REDLINE_ADMINS, "
-            "which keeps their role until it is removed there.",
+            "which keeps the role of any identity with that verified address until it is "
+            "removed there.",
             err=True,
         )
+    if not change.changed:
+        _fail(f"no identity with the address {email} (now or when granted) holds a granted role")
 
 
 @main.command("export")
@@ -351,10 +386,10 @@ def recount_command(ctx: click.Context, slug: str) -> None:
     )
 
 
-def _with_database(settings: Settings, fn, *args):
+def _with_database(settings: Settings, fn, *args, **kwargs):
     database = Database(settings.database_url)
     try:
-        return database.call(fn, *args)
+        return database.call(fn, *args, **kwargs)
     finally:
         database.dispose()
 

@@ -62,12 +62,7 @@ def json_stream(report: Report, ballots_sha256: str | None) -> Iterator[bytes]:
         "ballots_sha256": ballots_sha256,
         "turnout": report.turnout,
         "turnout_by_organisation": [
-            {
-                "organisation": t.organisation,
-                "participants": t.participants,
-                "proposers": t.proposers,
-                "voters": t.voters,
-            }
+            {"organisation": t.organisation, "participants": t.participants}
             for t in report.turnout_by_organisation
         ],
         "rules": {

@@ -26,6 +26,7 @@ from app.startup import check_schema, check_settings
 from app.views import (
     amendments,
     consultations,
+    details,
     operations,
     organise,
     report,
@@ -116,6 +117,8 @@ def routes() -> list[Route | Mount]:
             "/amendments/{amendment_id:int}/flag", amendments.flag, methods=["POST"], name="flag"
         ),
         Route("/sign-out", session.sign_out, methods=["POST"], name="sign_out"),
+        Route("/your-details", details.your_details, name="your_details"),
+        Route("/your-details", details.save, methods=["POST"], name="save_details"),
         Route("/consultations/{slug}", consultations.consultation, name="consultation"),
         Route("/consultations/{slug}/results", results.results, name="results"),
         Route("/how-ranking-works", results.how_ranking_works, name="how_ranking_works"),

@@ -73,6 +73,12 @@ class User(SQLModel, table=True):
     show_organisation: bool = False
     organisation_id: int | None = Field(default=None, foreign_key="organisation.id", index=True)
     role: str = Field(default="participant", max_length=20)
+    # The verified address a granted role was given to: the role applies only while the
+    # identity still has that address, verified (docs/security.md, "Roles").
+    role_address: str | None = Field(default=None, max_length=320)
+    # Part of every session cookie; bumped at sign-out and when a role is revoked, so
+    # that every copy of an earlier cookie is refused (app.auth).
+    session_version: int = 0
     created_at: datetime = Field(default_factory=utcnow)
     last_sign_in_at: datetime = Field(default_factory=utcnow)
 
@@ -269,3 +275,14 @@ class FinalWording(SQLModel, table=True):
     amendment_refs: str = Field(default="", max_length=2000)
     author_id: int | None = Field(default=None, foreign_key="user_account.id")
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class SignInState(SQLModel, table=True):
+    """An OpenID Connect ``state`` Redline issued; used at most once (app.sign_in_states)."""
+
+    __tablename__ = "sign_in_state"
+
+    state: str = Field(max_length=128, primary_key=True)
+    provider: str = Field(max_length=40)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    used_at: datetime | None = None

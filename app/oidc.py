@@ -1,9 +1,24 @@
 """OpenID Connect sign-in through Authlib: authorization code flow with PKCE, state and nonce.
 
 Authlib keeps state, nonce and the PKCE verifier in the (signed) session between
-the redirect and the callback, consumes them on the first callback (so a replayed
-``state`` fails), and verifies the ID token against the provider's JWKS:
-signature, ``iss``, ``aud``, ``exp`` and ``nonce``.
+the redirect and the callback, consumes them on the first callback, and verifies
+the ID token against the provider's JWKS: signature, ``iss``, ``aud``, ``exp`` and
+``nonce``. On top of that:
+
+- The issuer is the configured ``REDLINE_OIDC_<NAME>_ISSUER``, never what a provider
+  advertises: its discovery document must name the same issuer (OpenID Connect
+  Discovery 1.0, 4.3), checked when a sign-in starts and again at the callback,
+  and every ID token's ``iss`` must equal it. Users are keyed by the configured
+  issuer. Discovery is fetched lazily, at the first sign-in, so that a provider
+  that is down (or misconfigured) does not stop Redline starting or its other
+  providers working; the person who tries it gets a page naming the variable, and
+  the operator a logged error.
+- A sign-in that fails against a provider forgets its metadata and keys, so the
+  next sign-in reads them afresh (a provider that moved or rotated keys recovers
+  without a restart).
+- Each ``state`` is single-use on the server too (app.sign_in_states).
+- A provider's ``error`` text is never shown (any text can be placed there), only
+  logged in a bounded, printable form.
 """
 
 from __future__ import annotations
@@ -34,6 +49,49 @@ class SignInFailed(RedlineError):
 class ProviderUnavailable(SignInFailed):
     status = 502
     title = "Sign-in is not working at the moment"
+
+
+class ProviderMisconfigured(ProviderUnavailable):
+    """The provider and Redline's configuration disagree: only an operator can fix it."""
+
+
+def issuer_variable(provider: OidcProvider) -> str:
+    """The environment variable that configures this provider's issuer."""
+    return f"REDLINE_OIDC_{provider.name.upper()}_ISSUER"
+
+
+def forget_metadata(client) -> None:
+    """Make Authlib fetch the discovery document and signing keys again at next use."""
+    client.server_metadata.pop("_loaded_at", None)
+    client.server_metadata.pop("jwks", None)
+
+
+def printable(value: str | None, limit: int = 80) -> str:
+    """A provider's text made safe for one log line: bounded, no control characters."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in (value or ""))
+    return repr(text[:limit] + ("..." if len(text) > limit else ""))
+
+
+async def checked_metadata(client, provider: OidcProvider) -> dict:
+    """The provider's discovery document, refused unless it names the configured issuer."""
+    metadata = await client.load_server_metadata()
+    advertised = str(metadata.get("issuer") or "")
+    if advertised.rstrip("/") != provider.issuer:
+        forget_metadata(client)
+        log.error(
+            "sign-in with %s refused: its discovery document names issuer %s, "
+            "but %s is %r (OpenID Connect Discovery 1.0, 4.3)",
+            provider.name,
+            printable(advertised, 200),
+            issuer_variable(provider),
+            provider.issuer,
+        )
+        raise ProviderMisconfigured(
+            f"Signing in with {provider.label} is not set up correctly: the provider names a "
+            f"different issuer from the one in {issuer_variable(provider)}, so Redline does not "
+            "trust it. Tell the people who run this service."
+        )
+    return metadata
 
 
 @dataclass(frozen=True)
@@ -84,8 +142,10 @@ async def start(
     """Redirect to the provider's sign-in page (state, nonce and PKCE challenge included)."""
     client = oauth.create_client(provider.name)
     try:
+        await checked_metadata(client, provider)
         return await client.authorize_redirect(request, redirect_uri(settings, provider))
     except (httpx2.HTTPError, OAuthError, ValueError, KeyError) as error:
+        forget_metadata(client)
         log.warning("cannot start sign-in with %s: %r", provider.name, error)
         raise ProviderUnavailable(
             f"{provider.label} could not be reached, so you cannot sign in with it just now. "
@@ -93,22 +153,49 @@ async def start(
         ) from None
 
 
+def refuse_provider_error(request: Request, provider: OidcProvider) -> None:
+    """If the provider sent back an ``error``, refuse with our own words and log its code."""
+    error = request.query_params.get("error")
+    if error is None:
+        return
+    log.info(
+        "sign-in with %s: the provider answered error=%s description=%s",
+        provider.name,
+        printable(error, 40),
+        printable(request.query_params.get("error_description")),
+    )
+    if error == "access_denied":
+        raise SignInFailed(f"You cancelled signing in with {provider.label}. Nothing has changed.")
+    raise SignInFailed(
+        f"{provider.label} did not sign you in. Start signing in again; if it keeps happening, "
+        "tell the people who run this service."
+    )
+
+
 async def finish(request: Request, oauth: OAuth, provider: OidcProvider) -> Identity:
-    """Check the provider's answer and return the verified identity, or raise SignInFailed."""
+    """Check the provider's answer and return the verified identity, or raise SignInFailed.
+
+    The caller has already refused a provider ``error`` and used up the ``state``.
+    """
     client = oauth.create_client(provider.name)
-    if request.query_params.get("error"):
-        error = request.query_params["error"]
-        if error == "access_denied":
-            raise SignInFailed(
-                f"You cancelled signing in with {provider.label}. Nothing has changed."
-            )
-        raise SignInFailed(f"{provider.label} did not sign you in ({error}). Try again.")
+    if not request.query_params.get("code"):
+        log.info("sign-in with %s: callback without a code", provider.name)
+        raise SignInFailed(
+            f"{provider.label} sent you back without signing you in. Start signing in again."
+        )
     try:
-        token = await client.authorize_access_token(request)
+        metadata = await checked_metadata(client, provider)
+        token = await client.authorize_access_token(
+            request,
+            # Only the configured issuer, as the discovery document spells it.
+            claims_options={"iss": {"essential": True, "values": [metadata["issuer"]]}},
+        )
         id_claims = token.get("userinfo")
         if not token.get("id_token") or id_claims is None:
             # Authlib skips ID token checks when there is no ID token; we refuse instead.
             raise SignInFailed(f"{provider.label} did not send a verifiable ID token.")
+        if str(id_claims["iss"]).rstrip("/") != provider.issuer:
+            raise ValueError(f"ID token issuer is not {issuer_variable(provider)}")
         claims = dict(id_claims)
         if "email" not in claims or "email_verified" not in claims:
             # Many providers put only "sub" in the ID token; the rest comes from userinfo,
@@ -117,27 +204,52 @@ async def finish(request: Request, oauth: OAuth, provider: OidcProvider) -> Iden
             if userinfo.get("sub") != id_claims["sub"]:
                 raise ValueError("userinfo describes a different subject")
             claims.update(userinfo)
+    except ProviderMisconfigured:
+        raise
+    except SignInFailed:
+        forget_metadata(client)
+        raise
     except httpx2.HTTPError as error:
+        forget_metadata(client)
         log.warning("sign-in with %s failed to reach it: %r", provider.name, error)
         raise ProviderUnavailable(
             f"{provider.label} did not answer in time, so you have not been signed in. "
             "Try again in a few minutes."
         ) from None
     except OAuthError as error:
-        log.info("sign-in with %s refused: %s", provider.name, error.error)
+        forget_metadata(client)
+        log.warning(
+            "sign-in with %s refused: %s %s",
+            provider.name,
+            printable(error.error, 40),
+            printable(error.description),
+        )
         if error.error == "mismatching_state":
             raise SignInFailed(
                 "This sign-in link has expired or has already been used. Start signing in again."
             ) from None
+        if error.error in ("invalid_client", "unauthorized_client"):
+            log.error(
+                "sign-in with %s: the provider does not accept Redline's client credentials; "
+                "check REDLINE_OIDC_%s_CLIENT_ID and its secret or key",
+                provider.name,
+                provider.name.upper(),
+            )
+            raise ProviderMisconfigured(
+                f"Signing in with {provider.label} is not set up correctly, so you have not been "
+                "signed in. Tell the people who run this service."
+            ) from None
         raise SignInFailed(f"{provider.label} did not sign you in. Try again.") from None
     except (JoseError, ValueError, KeyError) as error:
+        forget_metadata(client)
         log.warning("sign-in with %s: ID token rejected: %r", provider.name, error)
         raise SignInFailed(
             f"The answer from {provider.label} could not be verified, so you have not been "
             "signed in. Try again; if it keeps happening, tell the people who run this service."
         ) from None
     return Identity(
-        issuer=str(id_claims["iss"]),
+        # The configured issuer: users are never keyed by what a provider advertises.
+        issuer=provider.issuer,
         subject=str(claims["sub"]),
         email=str(claims.get("email") or ""),
         email_verified=email_verified(claims),

@@ -367,8 +367,3 @@ def clause_outcomes(
             )
         )
     return Outcome(results, uses_decisions)
-
-
-def suppress_small(count: int, threshold: int = SMALL_NUMBER) -> int | str:
-    """Small-number suppression: counts below the threshold are shown as "fewer than 5"."""
-    return count if count >= threshold else f"fewer than {threshold}"

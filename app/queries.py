@@ -23,6 +23,7 @@ from app.models import (
     Vote,
     VoteTally,
 )
+from app.people import AuthorLabel, author_label, public_name
 from app.tallies import amendment_ref
 
 
@@ -38,14 +39,6 @@ class ClauseRow:
     clause: Clause
     version: ClauseVersion
     amendment_count: int
-
-
-@dataclass(frozen=True)
-class AuthorLabel:
-    """How an author is shown in public: chosen display name or pseudonym, never e-mail."""
-
-    name: str
-    organisation: str | None
 
 
 @dataclass
@@ -169,10 +162,7 @@ def author_labels(session: Session, user_ids: set[int]) -> dict[int, AuthorLabel
         .where(col(User.id).in_(user_ids))
     )
     return {
-        user_id: AuthorLabel(
-            name=display_name or pseudonym,
-            organisation=org_name if show_organisation else None,
-        )
+        user_id: author_label(display_name, pseudonym, show_organisation, org_name)
         for user_id, display_name, pseudonym, show_organisation, org_name in rows
     }
 
@@ -473,7 +463,7 @@ def audit_lines(session: Session, consultation_id: int) -> list[AuditLine]:
     return [
         AuditLine(
             when=entry.created_at,
-            who=(user.display_name or user.pseudonym) if user else "system",
+            who=public_name(user.display_name, user.pseudonym) if user else "system",
             action=entry.action,
             subject=entry.subject,
             reason=entry.reason,

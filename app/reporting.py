@@ -19,6 +19,7 @@ from sqlalchemy import and_, distinct, exists, func
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from app.disclosure import disclose
 from app.models import (
     Amendment,
     AuditEntry,
@@ -33,9 +34,10 @@ from app.models import (
     Voter,
     utcnow,
 )
-from app.outcome import ClauseText, Outcome, Proposal, clause_outcomes, suppress_small
+from app.outcome import ClauseText, Outcome, Proposal, clause_outcomes
 from app.outcome import FinalWording as FinalText
-from app.queries import AuthorLabel, clause_rows
+from app.people import AuthorLabel, author_label
+from app.queries import clause_rows
 from app.ranking import OTHER, RankedAmendment, Rules, rank, recode_small_organisations
 from app.summary import facts_by_ref
 from app.tallies import (
@@ -77,10 +79,10 @@ class ReportRow:
 
 @dataclass(frozen=True)
 class TurnoutRow:
+    """Participants from one organisation group, as app.disclosure lets them be shown."""
+
     organisation: str
     participants: int | str
-    proposers: int | str
-    voters: int | str
 
 
 @dataclass
@@ -89,7 +91,9 @@ class Report:
     rules: Rules
     rows: list[ReportRow]
     outcome: Outcome
-    turnout: dict[str, int]
+    # Participants (int, or "at least N"), proposers and voters (int, or None when
+    # withheld): shown figures only, see app.disclosure.
+    turnout: dict[str, int | str | None]
     turnout_by_organisation: list[TurnoutRow]
     frozen: bool
     counted_at: datetime = field(default_factory=utcnow)
@@ -103,7 +107,8 @@ class Report:
         return self.outcome.uses_decisions
 
     @property
-    def voters(self) -> int:
+    def voters(self) -> int | None:
+        """How many voted, or None where that total would reveal a suppressed count."""
         return self.turnout["voters"]
 
 
@@ -253,9 +258,11 @@ def build_report(session: Session, consultation: Consultation) -> Report:
             ReportRow(
                 ranked=r,
                 amendment=a,
-                author=AuthorLabel(
-                    name=a.display_name or a.pseudonym,
-                    organisation=a.organisation if a.show_organisation else None,
+                author=author_label(
+                    a.display_name,
+                    a.pseudonym,
+                    a.show_organisation,
+                    a.organisation,
                 ),
                 clause_heading=headings.get(r.clause_ref, ""),
                 target_version=a.version,
@@ -328,28 +335,15 @@ def _proposers_by_organisation(session: Session, consultation_id: int, only_non_
     return counts
 
 
-def suppress_column(values: dict[str, int]) -> dict[str, int | str]:
-    """Small-number suppression with secondary suppression, for one column with a total.
-
-    When exactly one count is below 5, the total minus the others would reveal it, so
-    the next smallest count is suppressed as well.
-    """
-    shown: dict[str, int | str] = {name: suppress_small(n) for name, n in values.items()}
-    hidden = [name for name, v in shown.items() if isinstance(v, str)]
-    if len(hidden) == 1:
-        others = sorted((n, name) for name, n in values.items() if name not in hidden and n)
-        if others:
-            shown[others[0][1]] = "5 or more (withheld)"
-    return shown
-
-
 def turnout(
     session: Session, consultation: Consultation, frozen: bool
-) -> tuple[dict[str, int], list[TurnoutRow]]:
-    """Participants, proposers and voters, overall and per organisation group.
+) -> tuple[dict[str, int | str | None], list[TurnoutRow]]:
+    """Participants per organisation group, and participants, proposers and voters overall.
 
-    Organisations are grouped as the ranking groups them; any count below 5 is
-    shown as "fewer than 5", and no total or difference reveals one.
+    Organisations are grouped as the ranking groups them. Only participants are
+    broken down by organisation (proposers and voters by organisation would add
+    differences to guard); app.disclosure decides what may be shown: any count
+    below 5 as "fewer than 5", and then no exact total at all.
     """
     voters = _voters_by_group(session, consultation, frozen)
     kept = {name for name in voters if name != OTHER}
@@ -365,22 +359,17 @@ def turnout(
         proposers_only[group(name)] += n
     names = set(voters) | set(proposers)
     participants = {name: voters.get(name, 0) + proposers_only.get(name, 0) for name in names}
-    totals = {
-        "participants": sum(participants.values()),
-        "proposers": sum(proposers.values()),
-        "voters": sum(voters.values()),
-    }
-    columns = {
-        "participants": suppress_column(participants),
-        "proposers": suppress_column({n: proposers.get(n, 0) for n in names}),
-        "voters": suppress_column({n: voters.get(n, 0) for n in names}),
+    shown = disclose(participants)
+    withheld = shown.suppressed
+    totals: dict[str, int | str | None] = {
+        "participants": shown.total_label,
+        "proposers": None if withheld else sum(proposers.values()),
+        "voters": None if withheld else sum(voters.values()),
     }
     rows = [
         TurnoutRow(
             organisation=OTHER_LABEL if name == OTHER else name,
-            participants=columns["participants"][name],
-            proposers=columns["proposers"][name],
-            voters=columns["voters"][name],
+            participants=shown.cells[name],
         )
         for name in sorted(names, key=lambda n: (n == OTHER, -participants[n], n))
     ]

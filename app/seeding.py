@@ -119,14 +119,18 @@ def demo_user(session: Session, persona: Persona) -> User:
         email_verified=True,
         name=persona.display_name,
     )
-    if (user.display_name, user.show_organisation, user.role) != (
+    # A persona's role is held by its (verified) demo address, as a granted role would be.
+    role_address = user.email if persona.role != "participant" else None
+    if (user.display_name, user.show_organisation, user.role, user.role_address) != (
         persona.display_name,
         persona.show_organisation,
         persona.role,
+        role_address,
     ):
         user.display_name = persona.display_name
         user.show_organisation = persona.show_organisation
         user.role = persona.role
+        user.role_address = role_address
         session.add(user)
         session.commit()
     return user

@@ -41,7 +41,6 @@ from app.errors import (
     WordingChanged,
 )
 from app.models import (
-    ROLES,
     STANCES,
     Amendment,
     Clause,
@@ -52,6 +51,7 @@ from app.models import (
     Vote,
     utcnow,
 )
+from app.people import Details
 from app.proposals import Proposal, ProposalInput, validate_proposal, wording_fingerprint
 from app.queries import clause_with_version, consultation_by_slug, known_domains
 from app.tallies import change_vote, participate
@@ -191,23 +191,6 @@ def record_sign_in(
     session.commit()
     session.refresh(user)
     return user
-
-
-def set_role(session: Session, email: str, role: str) -> int:
-    """Give every account with this e-mail address a role; returns how many were changed."""
-    if role not in ROLES:
-        raise InvalidInput({"role": f"Role must be one of {', '.join(ROLES)}"})
-    users = session.exec(select(User).where(User.email == email.strip().lower())).all()
-    for user in users:
-        user.role = role
-        session.add(user)
-    session.commit()
-    for user in users:
-        # The user id only: logs are kept longer and read more widely than the database.
-        log.info(
-            "role of user %s set to %s", user.id, role, extra={"event": "role", "user_id": user.id}
-        )
-    return len(users)
 
 
 def get_user(session: Session, user_id: int | None) -> User | None:
@@ -461,3 +444,16 @@ def clause_ids_by_number(session: Session, consultation_id: int) -> dict[str, in
         select(Clause.number, Clause.id).where(Clause.consultation_id == consultation_id)
     )
     return dict(rows.all())
+
+
+def save_details(session: Session, user_id: int, details: Details) -> User:
+    """Store how a participant chose to be shown ("Your details")."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("There is no such person.")
+    user.display_name = details.display_name
+    user.show_organisation = details.show_organisation
+    session.add(user)
+    session.commit()
+    session.refresh(user)
+    return user

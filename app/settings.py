@@ -126,16 +126,16 @@ def _private_key(variable: str, path: str) -> str:
     return pem
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+def _seconds(env: Mapping[str, str], name: str, default: float, unit: str = "seconds") -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise SettingsError(f"{name} must be a number of seconds, not {raw!r}") from None
+        raise SettingsError(f"{name} must be a number of {unit}, not {raw!r}") from None
     if value <= 0:
-        raise SettingsError(f"{name} must be more than 0 seconds")
+        raise SettingsError(f"{name} must be more than 0 {unit}")
     return value
 
 
@@ -219,6 +219,8 @@ class Settings:
     log_format: str = "text"
     # The bearer token a Prometheus scrape of /metrics must send; None: /metrics is 404.
     metrics_token: str | None = field(default=None, repr=False)
+    # A session ends after this long without a request (ASVS 4.0.3 V3.3.2: 30 minutes).
+    session_idle_seconds: float = 2 * 60 * 60
 
     @property
     def is_embedded_database(self) -> bool:
@@ -298,4 +300,6 @@ class Settings:
             oidc_timeout=_seconds(env, "REDLINE_OIDC_TIMEOUT", 10.0),
             log_format=log_format,
             metrics_token=metrics_token,
+            session_idle_seconds=60
+            * _seconds(env, "REDLINE_SESSION_IDLE_MINUTES", 120, unit="minutes"),
         )

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from app import textdiff
+from app import people, textdiff
 from app.auth import CSRF_FIELD, csrf_token, current_user, role_of
 from app.lifecycle import results_visible
 from app.proposals import wording_fingerprint
@@ -61,6 +61,8 @@ def make_templates() -> Jinja2Templates:
     env.globals["wording_fingerprint"] = wording_fingerprint
     env.globals["CSRF_FIELD"] = CSRF_FIELD
     env.globals["results_visible"] = results_visible
+    # The one rule for a person's public name (app.people), for templates as for exports.
+    env.globals["public_name"] = lambda user: people.public_name(user.display_name, user.pseudonym)
     return Jinja2Templates(env=env)
 
 

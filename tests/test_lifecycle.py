@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.ballots import BallotFileError, csv_lines, read_ballots, tally_file, voter_pseudonym
+from app.disclosure import suppress_small
 from app.lifecycle import Readiness, available_actions, results_visible, transition_refusal
-from app.outcome import ClauseText, Proposal, clause_outcomes, suppress_small
+from app.outcome import ClauseText, Proposal, clause_outcomes
 from app.ranking import AmendmentTally, Counts, rank
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.outcome import ClauseText, FinalWording, Proposal, clause_outcomes, suppress_small
+from app.disclosure import suppress_small
+from app.outcome import ClauseText, FinalWording, Proposal, clause_outcomes
 from app.ranking import AmendmentTally, Counts, rank
 
 CLAUSES = [

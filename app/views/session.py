@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlsplit
+
 from starlette.requests import Request
 from starlette.responses import Response
 
 from app import oidc
-from app.auth import csrf_protected, end_session, safe_next, start_session
+from app.auth import csrf_protected, current_user, end_session, safe_next, start_session
 from app.errors import NotAllowed, NotFound
+from app.roles import end_sessions
 from app.seeding import demo_personas, demo_user
 from app.services import record_sign_in
+from app.sign_in_states import issue_state, use_state
 from app.web import form_fields, redirect, render
 
 SESSION_NEXT = "next_after_sign_in"
@@ -52,6 +56,8 @@ async def provider_sign_in(request: Request) -> Response:
     response = await oidc.start(
         request, request.app.state.oauth, request.app.state.settings, provider
     )
+    state = parse_qs(urlsplit(response.headers["location"]).query).get("state", [""])[0]
+    await request.app.state.database.write(issue_state, state, provider.name)
     request.session[SESSION_NEXT] = next_path
     return response
 
@@ -59,6 +65,14 @@ async def provider_sign_in(request: Request) -> Response:
 async def provider_callback(request: Request) -> Response:
     """The provider sends the person back here; verify, record, and start a fresh session."""
     provider = _provider(request)
+    oidc.refuse_provider_error(request, provider)
+    state = request.query_params.get("state", "")
+    if not await request.app.state.database.write(use_state, state, provider.name):
+        # Never issued, expired, or used before (a replayed pre-callback cookie).
+        oidc.log.info("sign-in with %s: state unknown, expired or used", provider.name)
+        raise oidc.SignInFailed(
+            "This sign-in link has expired or has already been used. Start signing in again."
+        )
     identity = await oidc.finish(request, request.app.state.oauth, provider)
     next_path = safe_next(request.session.get(SESSION_NEXT))
     user = await request.app.state.database.write(
@@ -89,6 +103,13 @@ async def demo_sign_in(request: Request) -> Response:
 
 @csrf_protected
 async def sign_out(request: Request) -> Response:
-    """Sign out and go home."""
+    """Sign out and go home: the session ends on the server, so no copy of the cookie works.
+
+    It ends every session of the person (all their browsers): the simplest rule that
+    makes a copied cookie useless without a session table read on every request.
+    """
+    user = await current_user(request)
+    if user is not None:
+        await request.app.state.database.write(end_sessions, user.id)
     end_session(request)
     return redirect("/")

@@ -50,7 +50,10 @@ MODES = {
     "expired",
     "wrong-nonce",
     "no-id-token",
+    # The discovery document names another issuer (OpenID Connect Discovery 1.0, 4.3).
+    "advertise-other-issuer",
 }
+OTHER_ISSUER = "http://127.0.0.1:9/another-provider"
 
 
 def free_port() -> int:
@@ -121,7 +124,17 @@ class TamperingProxy:
             keys = json.loads(content)
             keys["keys"].append(self.key.as_dict(private=False, alg="RS256"))
             content = json.dumps(keys).encode()
-        elif path == "/token" and upstream.status_code == 200 and self.mode != "pass":
+        elif path == "/.well-known/openid-configuration" and self.mode == "advertise-other-issuer":
+            content = json.dumps({**json.loads(content), "issuer": OTHER_ISSUER}).encode()
+        elif (
+            path == "/token"
+            and upstream.status_code == 200
+            and self.mode
+            not in (
+                "pass",
+                "advertise-other-issuer",
+            )
+        ):
             content = json.dumps(self.tamper(json.loads(content))).encode()
         handler.send_response(upstream.status_code)
         for name, value in upstream.headers.multi_items():
