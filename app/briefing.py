@@ -10,7 +10,8 @@ Five sheets, described once (app.sheets writes them in either format):
   by rank. Clause numbers that are plain integers are numbers; "3.2" stays text,
   and "Clause order" is a number that sorts every clause naturally.
 - **Outcome by clause**: the outcome table of the report page.
-- **Turnout**: participants, proposers and voters per organisation group.
+- **Turnout**: participants per organisation group, then everyone, proposers and voters
+  (totals withheld where they would reveal a suppressed count: app.disclosure).
 - **Organisation breakdown**: supports and opposes per amendment per organisation
   group, small numbers suppressed by the report's own helper.
 
@@ -28,9 +29,10 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, func, select
 
 from app.cells import Percent
+from app.disclosure import disclose_beside_public_total
 from app.models import AuditEntry, Consultation
 from app.ranking import OTHER, SMALL_NUMBER, natural_key
-from app.reporting import OTHER_LABEL, Report, ReportRow, suppress_column
+from app.reporting import OTHER_LABEL, Report, ReportRow
 from app.sheets import Column, Sheet
 from app.summary import AMENDMENT_FIELDS, amendment_facts, clause_line
 
@@ -234,15 +236,21 @@ def _outcome_rows(report: Report) -> Iterator[list[object]]:
         ]
 
 
+TOTAL_WITHHELD = "withheld (it would reveal a count below 5)"
+
+
 def _turnout_rows(report: Report) -> list[list[object]]:
     rows: list[list[object]] = [
-        [t.organisation, t.participants, t.proposers, t.voters]
-        for t in report.turnout_by_organisation
+        [t.organisation, t.participants] for t in report.turnout_by_organisation
     ]
     totals = report.turnout
-    rows.append(
-        ["All organisations", totals["participants"], totals["proposers"], totals["voters"]]
-    )
+    for label, key in (
+        ("All organisations", "participants"),
+        ("People who proposed amendments", "proposers"),
+        ("People who voted", "voters"),
+    ):
+        value = totals[key]
+        rows.append([label, TOTAL_WITHHELD if value is None else value])
     return rows
 
 
@@ -251,9 +259,10 @@ def _breakdown_rows(report: Report) -> Iterator[list[object]]:
     for row in _in_clause_order(report, orders):
         r = row.ranked
         groups = sorted(r.by_group, key=lambda g: (g == OTHER, g))
-        # The report's own suppression: small counts, and any that a total would reveal.
-        supports = suppress_column({g: r.by_group[g].supports for g in groups})
-        opposes = suppress_column({g: r.by_group[g].opposes for g in groups})
+        # The amendment's totals are published on the Amendments sheet, so a column with
+        # any small count is withheld whole (app.disclosure).
+        supports = disclose_beside_public_total({g: r.by_group[g].supports for g in groups})
+        opposes = disclose_beside_public_total({g: r.by_group[g].opposes for g in groups})
         for group in groups:
             yield [
                 clause_number(r.clause_ref),
@@ -304,9 +313,7 @@ def workbook(report: Report, opened_at: datetime | None = None) -> list[Sheet]:
             "Turnout",
             [
                 Column("Organisation", 40, True),
-                Column("Participants", 13),
-                Column("Proposers", 13),
-                Column("Voters", 13),
+                Column("Participants", 24, True),
             ],
             turnout,
             len(turnout),

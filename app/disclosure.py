@@ -74,3 +74,19 @@ def disclose(
         total=None if hidden else exact,
         lower_bound=sum(shown) + hidden * minimum,
     )
+
+
+WITHHELD = "withheld"
+
+
+def disclose_beside_public_total(counts: Mapping[str, int], threshold: int = SMALL_NUMBER) -> dict:
+    """Counts by organisation whose total is published elsewhere (an amendment's supports).
+
+    With the total public, showing the large counts would let a reader subtract them
+    and learn the sum of the small ones, and with it often each one (a single small
+    count, or a sum of 0). So when any count is below the threshold, every count of
+    the column is withheld: the reader learns the published total and nothing more.
+    """
+    if all(n >= threshold for n in counts.values()):
+        return dict(counts)
+    return {name: WITHHELD for name in counts}

@@ -13,7 +13,6 @@ cycle.
 
 from __future__ import annotations
 
-import logging
 import secrets
 from datetime import datetime
 
@@ -60,8 +59,6 @@ _PSEUDONYM_WORDS = (
     "Alder Ash Aspen Birch Cedar Elm Hazel Holly Juniper Larch Linden Maple Oak Pine Rowan "
     "Willow Yew Heron Kestrel Lapwing Curlew Dunlin Plover Wren Finch Swift Otter Badger Hare"
 ).split()
-
-log = logging.getLogger("redline.services")
 
 
 # First keys of PostgreSQL advisory locks, one namespace per kind of row locked.

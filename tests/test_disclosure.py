@@ -136,3 +136,16 @@ def test_the_ballot_file_names_only_organisations_with_5_or_more_voters(database
     small = {domain for domain, size in PEOPLE.items() if size < SMALL_NUMBER}
     assert named and not named & small
     assert all(voters[name] >= SMALL_NUMBER for name in named), voters
+
+
+@given(st.dictionaries(st.sampled_from("abcdef"), st.integers(0, 12), min_size=1))
+def test_beside_a_public_total_no_small_count_can_be_recovered(counts):
+    """With the column's total published elsewhere, either every count is at least 5
+    (nothing to hide) or nothing but the total can be read: every cell is withheld."""
+    from app.disclosure import WITHHELD, disclose_beside_public_total
+
+    shown = disclose_beside_public_total(counts)
+    if all(n >= 5 for n in counts.values()):
+        assert shown == counts
+    else:
+        assert set(shown.values()) == {WITHHELD}
