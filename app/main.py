@@ -19,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 from app.db import Database, is_busy
 from app.errors import Busy, RedlineError
 from app.oidc import make_registry
+from app.security_headers import NONCE_KEY, SecurityHeaders, headers_for
 from app.settings import Settings, SettingsError
 from app.views import amendments, consultations, organise, report, results, session, votes
 from app.web import is_htmx, make_templates, render
@@ -181,7 +182,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
 async def server_error(request: Request, exc: Exception) -> Response:
     """Anything unexpected: logged in full, shown as a plain apology without a traceback."""
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return await render(
+    response = await render(
         request,
         "errors/error.html",
         {
@@ -191,6 +192,10 @@ async def server_error(request: Request, exc: Exception) -> Response:
         },
         status_code=500,
     )
+    # Built outside every middleware (ServerErrorMiddleware), so the headers are added here.
+    nonce = request.scope.get(NONCE_KEY, "")
+    response.headers.update(headers_for(nonce, request.app.state.settings.secure_cookies))
+    return response
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -206,6 +211,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=routes(),
         middleware=[
+            Middleware(SecurityHeaders, hsts=settings.secure_cookies),
             Middleware(
                 SessionMiddleware,
                 secret_key=settings.secret_key,
@@ -213,7 +219,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 max_age=12 * 60 * 60,
                 same_site="lax",
                 https_only=settings.secure_cookies,
-            )
+            ),
         ],
         exception_handlers={
             RedlineError: redline_error,
