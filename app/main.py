@@ -19,6 +19,8 @@ from starlette.staticfiles import StaticFiles
 from app.db import Database, is_busy
 from app.errors import Busy, RedlineError
 from app.oidc import make_registry
+from app.path_params import IdConvertor  # noqa: F401  (registers {name:id} for routes)
+from app.rate_limiting import RateLimiter
 from app.security_headers import NONCE_KEY, SecurityHeaders, headers_for
 from app.settings import Settings, SettingsError
 from app.views import amendments, consultations, organise, report, results, session, votes
@@ -84,13 +86,13 @@ def routes() -> list[Route | Mount]:
         Route("/organise/{slug}/audit", organise.audit_log, name="audit"),
         Route("/organise/{slug}/audit.csv", organise.audit_csv, name="audit_csv"),
         Route(
-            "/organise/amendments/{amendment_id:int}/moderate",
+            "/organise/amendments/{amendment_id:id}/moderate",
             organise.moderate,
             methods=["POST"],
             name="moderate",
         ),
         Route(
-            "/organise/amendments/{amendment_id:int}/decide",
+            "/organise/amendments/{amendment_id:id}/decide",
             organise.decide,
             methods=["POST"],
             name="decide",
@@ -98,9 +100,7 @@ def routes() -> list[Route | Mount]:
         Route("/consultations/{slug}/report", report.report, name="report"),
         Route("/consultations/{slug}/report.{format}", report.download, name="report_download"),
         Route("/consultations/{slug}/ballots.csv", report.ballot_file, name="ballots"),
-        Route(
-            "/amendments/{amendment_id:int}/flag", amendments.flag, methods=["POST"], name="flag"
-        ),
+        Route("/amendments/{amendment_id:id}/flag", amendments.flag, methods=["POST"], name="flag"),
         Route("/sign-out", session.sign_out, methods=["POST"], name="sign_out"),
         Route("/consultations/{slug}", consultations.consultation, name="consultation"),
         Route("/consultations/{slug}/results", results.results, name="results"),
@@ -118,12 +118,12 @@ def routes() -> list[Route | Mount]:
             name="propose",
         ),
         Route(
-            "/amendments/{amendment_id:int}/withdraw",
+            "/amendments/{amendment_id:id}/withdraw",
             amendments.withdraw,
             methods=["POST"],
             name="withdraw",
         ),
-        Route("/amendments/{amendment_id:int}/vote", votes.vote, methods=["POST"], name="vote"),
+        Route("/amendments/{amendment_id:id}/vote", votes.vote, methods=["POST"], name="vote"),
         *asset_mounts(),
     ]
 
@@ -141,7 +141,8 @@ async def redline_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, Busy):
         # Operators need to know how often this happens: it should be rare.
         log.warning("503 busy on %s %s: %s", request.method, request.url.path, exc.__cause__)
-        # Scripts, proxies and crawlers that retry wait this long first.
+    if getattr(exc, "retry_after", None):
+        # Scripts, proxies and crawlers that retry wait this long first (503 busy, 429).
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
@@ -234,4 +235,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.database = database
     app.state.templates = make_templates()
     app.state.oauth = make_registry(settings)
+    app.state.rate_limiter = RateLimiter(settings, database)
     return app

@@ -269,3 +269,17 @@ class FinalWording(SQLModel, table=True):
     amendment_refs: str = Field(default="", max_length=2000)
     author_id: int | None = Field(default=None, foreign_key="user_account.id")
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class RateLimitWindow(SQLModel, table=True):
+    """One fixed-window rate-limit counter, shared by every web process (app.rate_limit_store).
+
+    Only used when no Redis is configured. ``expires_at`` is a Unix time in seconds: the
+    ``limits`` library's storage interface speaks in those.
+    """
+
+    __tablename__ = "rate_limit_window"
+
+    key: str = Field(max_length=300, primary_key=True)
+    hits: int = 0
+    expires_at: float = Field(index=True)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from app.rate_limit_rules import DEFAULT_RATE_LIMITS, rate_limits_from_env
+
 DEFAULT_DATABASE_URL = "sqlite:///redline.db"
 
 
@@ -215,6 +217,10 @@ class Settings:
     oidc_providers: tuple[OidcProvider, ...] = ()
     # How long to wait for an identity provider before showing an error page.
     oidc_timeout: float = 10.0
+    # Rate limits by key (app.rate_limit_rules), kept in Redis when redis_url is set,
+    # otherwise in the database: either way shared by every web process.
+    rate_limits: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    redis_url: str = field(default="", repr=False)
 
     @property
     def is_embedded_database(self) -> bool:
@@ -276,6 +282,13 @@ class Settings:
                 f"REDLINE_BASE_URL must start with http:// or https://, not {base_url!r}"
             )
         seed_dir = Path(env.get("REDLINE_SEED_DIR", "") or cls.seed_dir)
+        try:
+            rate_limits = rate_limits_from_env(env)
+        except ValueError as error:
+            raise SettingsError(str(error)) from None
+        redis_url = env.get("REDLINE_REDIS_URL", "").strip()
+        if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError("REDLINE_REDIS_URL must be a redis://, rediss:// or unix:// URL")
         return cls(
             database_url=database_url,
             secret_key=secret_key,
@@ -286,4 +299,6 @@ class Settings:
             seed_dir=seed_dir,
             oidc_providers=_providers(env),
             oidc_timeout=_seconds(env, "REDLINE_OIDC_TIMEOUT", 10.0),
+            rate_limits=rate_limits,
+            redis_url=redis_url,
         )

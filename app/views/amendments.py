@@ -9,8 +9,10 @@ from app import queries
 from app.auth import csrf_protected, current_user
 from app.eligibility import proposal_refusal
 from app.errors import InvalidInput, NotAllowed
+from app.input_rules import FORM_RULES, field_problems
 from app.models import Amendment, utcnow
 from app.proposals import KIND_LABELS, MAX_RATIONALE_CHARS, MAX_TEXT_CHARS, ProposalInput
+from app.rate_limiting import rate_limited
 from app.services import (
     participant_of,
     propose_amendment,
@@ -59,6 +61,7 @@ async def propose_form(request: Request) -> Response:
     return await render(request, "amendments/propose.html", context)
 
 
+@rate_limited("proposals")
 @csrf_protected
 async def propose(request: Request) -> Response:
     """Store a proposal; on bad input show the form again with errors and the typed text."""
@@ -69,6 +72,8 @@ async def propose(request: Request) -> Response:
     if user is None:
         raise NotAllowed("Sign in to propose an amendment.")
     try:
+        if problems := field_problems(fields, FORM_RULES["propose"]):
+            raise InvalidInput(problems)
         amendment = await request.app.state.database.write(
             propose_amendment, user.id, slug, number, form
         )
@@ -99,6 +104,7 @@ async def withdraw(request: Request) -> Response:
     return redirect(f"{clause_url(slug, number)}#amendment-{amendment_id}")
 
 
+@rate_limited("reports")
 @csrf_protected
 async def flag(request: Request) -> Response:
     """Any signed-in participant reports an amendment to the moderators, with a reason."""
@@ -115,6 +121,8 @@ async def flag(request: Request) -> Response:
         return queries.clause_page_address(session, session.get(Amendment, amendment_id))
 
     try:
+        if problems := field_problems({"reason": reason}, FORM_RULES["flag"]):
+            raise InvalidInput(problems)
         await database.write(flag_amendment, user.id, amendment_id, reason)
     except InvalidInput as failed:
         from app.views.consultations import clause
