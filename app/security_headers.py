@@ -65,7 +65,6 @@ def headers_for(nonce: str, hsts: bool) -> dict[str, str]:
             "magnetometer=(), microphone=(), payment=(), usb=()"
         ),
         "Cross-Origin-Opener-Policy": "same-origin",
-        "Cross-Origin-Resource-Policy": "same-origin",
     }
     if hsts:
         headers["Strict-Transport-Security"] = f"max-age={HSTS_MAX_AGE}; includeSubDomains"

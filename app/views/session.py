@@ -48,8 +48,8 @@ def _provider(request: Request):
 
 async def provider_sign_in(request: Request) -> Response:
     """Send the person to their identity provider."""
-    provider = _provider(request)
     await enforce(request, "sign_in")
+    provider = _provider(request)
     next_path = safe_next(request.query_params.get("next"))
     response = await oidc.start(
         request, request.app.state.oauth, request.app.state.settings, provider
