@@ -274,8 +274,8 @@ class FinalWording(SQLModel, table=True):
 class RateLimitWindow(SQLModel, table=True):
     """One fixed-window rate-limit counter, shared by every web process (app.rate_limit_store).
 
-    Only used when no Redis is configured. ``expires_at`` is a Unix time in seconds: the
-    ``limits`` library's storage interface speaks in those.
+    Used on PostgreSQL when no Redis is configured. ``expires_at`` is a Unix time in
+    seconds: the ``limits`` library's storage interface speaks in those.
     """
 
     __tablename__ = "rate_limit_window"

@@ -1,9 +1,19 @@
 """Rate limits on sign-in, proposing, reporting and voting, per user and per client address.
 
-The ``limits`` library counts (fixed windows); its storage is Redis when
-REDLINE_REDIS_URL is set, otherwise Redline's own database (app.rate_limit_store), so
-that every web process shares one count either way. A refused request is a 429
-"Too many requests" page (a fragment for htmx) with ``Retry-After``.
+The ``limits`` library counts (fixed windows). Where the counts live:
+
+- Redis when REDLINE_REDIS_URL is set: shared by every process on every host.
+- PostgreSQL otherwise (app.rate_limit_store, table ``rate_limit_window``): shared
+  by every process on every host, one small upsert per counted request.
+- On the embedded SQLite default, in each process's memory. Measured: a count in the
+  database costs one more write transaction per vote, and SQLite has one writer at a
+  time, so every vote would wait for another commit (about 7 ms each on the shared
+  test machine, as long as the vote itself). The embedded engine serves one host;
+  with ``--workers N`` each worker counts separately, so a limit allows up to N times
+  as much. Set REDLINE_REDIS_URL to share counts there too.
+
+A refused request is a 429 "Too many requests" page (a fragment for htmx) with
+``Retry-After``.
 
 If the storage itself fails (Redis down, the database busy), the request is let
 through and a warning logged: rate limits protect the service, and refusing every
@@ -56,11 +66,13 @@ class RateLimiter:
     """The configured limits of one app over one shared storage."""
 
     def __init__(self, settings: Settings, database: Database) -> None:
-        self.storage: Storage = (
-            storage_from_string(settings.redis_url)
-            if settings.redis_url
-            else DatabaseStorage(database)
-        )
+        self.storage: Storage
+        if settings.redis_url:
+            self.storage = storage_from_string(settings.redis_url)
+        elif settings.is_embedded_database:
+            self.storage = storage_from_string("memory://")
+        else:
+            self.storage = DatabaseStorage(database)
         self.strategy = FixedWindowRateLimiter(self.storage)
         self.limits: dict[tuple[str, str], tuple[RateLimitItem, ...]] = {
             (action, scope): parse_limit(settings.rate_limits[setting_key(action, scope)])
@@ -70,14 +82,28 @@ class RateLimiter:
 
     def hit(self, action: str, user: str | None, address: str | None) -> int | None:
         """Count one ``action``; None when allowed, else seconds until it is allowed again."""
-        waits = []
-        for scope, identity in (("user", user), ("address", address)):
-            if identity is None:
-                continue
-            for item in self.limits[(action, scope)]:
-                if not self.strategy.hit(item, action, scope, identity):
-                    reset = self.strategy.get_window_stats(item, action, scope, identity)[0]
-                    waits.append(max(1, math.ceil(reset - time.time())))
+        counted = [
+            (item, (action, scope, identity))
+            for scope, identity in (("user", user), ("address", address))
+            if identity is not None
+            for item in self.limits[(action, scope)]
+        ]
+        if not counted:
+            return None
+        if isinstance(self.storage, DatabaseStorage):
+            # The fixed-window rule of limits' FixedWindowRateLimiter.hit, over one commit.
+            hits = self.storage.incr_many(
+                [(item.key_for(*ids), item.get_expiry(), 1) for item, ids in counted]
+            )
+            refused = [
+                (item, ids) for (item, ids), n in zip(counted, hits, strict=True) if n > item.amount
+            ]
+        else:
+            refused = [(item, ids) for item, ids in counted if not self.strategy.hit(item, *ids)]
+        waits = [
+            max(1, math.ceil(self.strategy.get_window_stats(item, *ids).reset_time - time.time()))
+            for item, ids in refused
+        ]
         return max(waits) if waits else None
 
 

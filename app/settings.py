@@ -218,7 +218,7 @@ class Settings:
     # How long to wait for an identity provider before showing an error page.
     oidc_timeout: float = 10.0
     # Rate limits by key (app.rate_limit_rules), kept in Redis when redis_url is set,
-    # otherwise in the database: either way shared by every web process.
+    # otherwise in PostgreSQL, or per process on SQLite (see app.rate_limiting).
     rate_limits: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
     redis_url: str = field(default="", repr=False)
 
