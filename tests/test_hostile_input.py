@@ -260,13 +260,13 @@ def test_every_form_field_survives_the_corpus(app, seeded):
 
 def test_closed_consultation_forms_survive_the_corpus(app, seeded):
     """Deciding and final wording run only after closing: replay them there too."""
-    replay = Replay(seeded, app)
     organiser = signed_in(app, seeded, ORGANISER)
     amendment = an_open_amendment(seeded, "4", 0)
     response = organiser.post(
         f"/organise/{SLUG}/status", data={"action": "close", "csrf_token": organiser.csrf}
     )
     assert response.status_code == 303
+    replay = Replay(seeded, app)
     closed = [
         (path, valid)
         for role, path, valid in forms(amendment, "", f"/organise/{SLUG}")
