@@ -255,6 +255,7 @@ def test_every_form_field_survives_the_corpus(app, seeded):
         page = clients["organiser"].get(path).text
         assert "<script>alert(1)</script>" not in page
         assert "<img src=x onerror" not in page
+    print(f"\nforms: {replay.sent} requests, {replay.refused} refused, no 5xx")
     assert replay.sent > 300 and replay.refused > 100, (replay.sent, replay.refused)
 
 
@@ -360,4 +361,5 @@ def test_every_path_parameter_survives_the_corpus(app, seeded):
             f"/auth/work/login?next={encoded}",
         ):
             replay.check(participant, "GET", path)
+    print(f"\npaths and queries: {replay.sent} requests, {replay.refused} refused, no 5xx")
     assert replay.sent > 200
