@@ -91,11 +91,21 @@ def test_an_htmx_fragment_has_every_header(organiser, seeded):
     assert_secured(response)
 
 
-def test_a_download_has_every_header(organiser):
-    response = organiser.get(f"/organise/{SLUG}/audit.csv")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/csv")
-    assert_secured(response)
+def test_every_download_has_every_header(organiser):
+    closed = organiser.post(
+        f"/organise/{SLUG}/status", data={"action": "close", "csrf_token": organiser.csrf}
+    )
+    assert closed.status_code == 303
+    for path in (
+        f"/organise/{SLUG}/audit.csv",
+        f"/consultations/{SLUG}/report.csv",
+        f"/consultations/{SLUG}/report.xlsx",
+        f"/consultations/{SLUG}/ballots.csv",
+    ):
+        response = organiser.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["content-disposition"].startswith("attachment")
+        assert_secured(response)
 
 
 @pytest.mark.parametrize(
