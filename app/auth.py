@@ -57,7 +57,12 @@ def csrf_protected(
         if not sent:
             form = await request.form()
             sent = form.get(CSRF_FIELD)
-        if not expected or not isinstance(sent, str) or not hmac.compare_digest(sent, expected):
+        # Compared as bytes: compare_digest raises TypeError on non-ASCII str (a 500).
+        if (
+            not expected
+            or not isinstance(sent, str)
+            or not hmac.compare_digest(sent.encode("utf-8", "replace"), expected.encode("utf-8"))
+        ):
             raise CsrfFailed(
                 "This form was sent without a valid security token, so nothing was changed. "
                 "Go back, reload the page and try again."

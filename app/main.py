@@ -21,6 +21,9 @@ from app.db import Database, is_busy
 from app.errors import Busy, RedlineError
 from app.observability import RequestObservability, configure_logging
 from app.oidc import make_registry
+from app.path_params import IdConvertor  # noqa: F401  (registers {name:id} for routes)
+from app.rate_limiting import RateLimiter
+from app.security_headers import NONCE_KEY, SecurityHeaders, headers_for
 from app.settings import Settings, SettingsError
 from app.startup import check_schema, check_settings
 from app.views import (
@@ -99,13 +102,13 @@ def routes() -> list[Route | Mount]:
         Route("/organise/{slug}/audit", organise.audit_log, name="audit"),
         Route("/organise/{slug}/audit.csv", organise.audit_csv, name="audit_csv"),
         Route(
-            "/organise/amendments/{amendment_id:int}/moderate",
+            "/organise/amendments/{amendment_id:id}/moderate",
             organise.moderate,
             methods=["POST"],
             name="moderate",
         ),
         Route(
-            "/organise/amendments/{amendment_id:int}/decide",
+            "/organise/amendments/{amendment_id:id}/decide",
             organise.decide,
             methods=["POST"],
             name="decide",
@@ -113,9 +116,7 @@ def routes() -> list[Route | Mount]:
         Route("/consultations/{slug}/report", report.report, name="report"),
         Route("/consultations/{slug}/report.{format}", report.download, name="report_download"),
         Route("/consultations/{slug}/ballots.csv", report.ballot_file, name="ballots"),
-        Route(
-            "/amendments/{amendment_id:int}/flag", amendments.flag, methods=["POST"], name="flag"
-        ),
+        Route("/amendments/{amendment_id:id}/flag", amendments.flag, methods=["POST"], name="flag"),
         Route("/sign-out", session.sign_out, methods=["POST"], name="sign_out"),
         Route("/your-details", details.your_details, name="your_details"),
         Route("/your-details", details.save, methods=["POST"], name="save_details"),
@@ -135,16 +136,14 @@ def routes() -> list[Route | Mount]:
             name="propose",
         ),
         Route(
-            "/amendments/{amendment_id:int}/withdraw",
+            "/amendments/{amendment_id:id}/withdraw",
             amendments.withdraw,
             methods=["POST"],
             name="withdraw",
         ),
-        Route("/amendments/{amendment_id:int}/vote", votes.vote, methods=["POST"], name="vote"),
-        Route("/amendments/{amendment_id:int}/edit", amendments.edit_form, name="edit_form"),
-        Route(
-            "/amendments/{amendment_id:int}/edit", amendments.edit, methods=["POST"], name="edit"
-        ),
+        Route("/amendments/{amendment_id:id}/vote", votes.vote, methods=["POST"], name="vote"),
+        Route("/amendments/{amendment_id:id}/edit", amendments.edit_form, name="edit_form"),
+        Route("/amendments/{amendment_id:id}/edit", amendments.edit, methods=["POST"], name="edit"),
         *asset_mounts(),
     ]
 
@@ -162,7 +161,8 @@ async def redline_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, Busy):
         # Operators need to know how often this happens: it should be rare.
         log.warning("503 busy on %s %s: %s", request.method, request.url.path, exc.__cause__)
-        # Scripts, proxies and crawlers that retry wait this long first.
+    if getattr(exc, "retry_after", None):
+        # Scripts, proxies and crawlers that retry wait this long first (503 busy, 429).
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
@@ -228,6 +228,9 @@ async def server_error(request: Request, exc: Exception) -> Response:
     if request_id:
         # This answer is sent outside RequestObservability, which adds it to all others.
         response.headers["X-Request-ID"] = request_id
+    # Built outside every middleware (ServerErrorMiddleware), so the headers are added here.
+    nonce = request.scope.get(NONCE_KEY, "")
+    response.headers.update(headers_for(nonce, request.app.state.settings.secure_cookies))
     return response
 
 
@@ -263,6 +266,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         middleware=[
             # Outermost: the request id must be set before anything else logs.
             Middleware(RequestObservability),
+            Middleware(SecurityHeaders, hsts=settings.secure_cookies),
             Middleware(
                 SessionMiddleware,
                 secret_key=settings.secret_key,
@@ -285,4 +289,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.database = database
     app.state.templates = make_templates()
     app.state.oauth = make_registry(settings)
+    app.state.rate_limiter = RateLimiter(settings, database)
     return app

@@ -286,3 +286,17 @@ class SignInState(SQLModel, table=True):
     provider: str = Field(max_length=40)
     created_at: datetime = Field(default_factory=utcnow, index=True)
     used_at: datetime | None = None
+
+
+class RateLimitWindow(SQLModel, table=True):
+    """One fixed-window rate-limit counter, shared by every web process (app.rate_limit_store).
+
+    Used on PostgreSQL when no Redis is configured. ``expires_at`` is a Unix time in
+    seconds: the ``limits`` library's storage interface speaks in those.
+    """
+
+    __tablename__ = "rate_limit_window"
+
+    key: str = Field(max_length=300, primary_key=True)
+    hits: int = 0
+    expires_at: float = Field(index=True)

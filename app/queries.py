@@ -10,6 +10,7 @@ from sqlalchemy import and_, func, union
 from sqlmodel import Session, col, select
 
 from app.errors import NotFound
+from app.input_rules import is_clause_number, is_slug
 from app.lifecycle import results_visible
 from app.models import (
     LISTED_STATUSES,
@@ -86,7 +87,13 @@ def list_consultations(session: Session, include_drafts: bool) -> list[Consultat
 
 
 def consultation_by_slug(session: Session, slug: str, include_drafts: bool = False) -> Consultation:
-    """The consultation with this slug, or NotFound (drafts are hidden from participants)."""
+    """The consultation with this slug, or NotFound (drafts are hidden from participants).
+
+    A slug that no consultation could have (a NUL, odd bytes, too long) is NotFound before
+    it reaches the database, where PostgreSQL would refuse it with an error.
+    """
+    if not is_slug(slug):
+        raise NotFound("There is no consultation at this address.")
     consultation = session.exec(select(Consultation).where(Consultation.slug == slug)).first()
     if consultation is None or (consultation.status == "draft" and not include_drafts):
         raise NotFound("There is no consultation at this address.")
@@ -134,7 +141,9 @@ def clause_rows(session: Session, consultation_id: int) -> list[ClauseRow]:
 def clause_with_version(
     session: Session, consultation_id: int, number: str
 ) -> tuple[Clause, ClauseVersion]:
-    """One clause by its number and its current version, or NotFound."""
+    """One clause by its number and its current version, or NotFound (also for odd numbers)."""
+    if not is_clause_number(number):
+        raise NotFound("There is no such clause in this consultation.")
     clause = session.exec(
         select(Clause).where(Clause.consultation_id == consultation_id, Clause.number == number)
     ).first()

@@ -401,7 +401,8 @@ def import_document(
     voting_close_at: datetime | None = None,
 ) -> Consultation:
     """Create a consultation and its clauses from a parsed document, all or nothing."""
-    slug = slug or documents.slugify(document.title)
+    # Slugified either way: the web answers 404 to any other shape (app.input_rules.is_slug).
+    slug = documents.slugify(slug or document.title)
     if session.exec(select(Consultation.id).where(Consultation.slug == slug)).first() is not None:
         raise Conflict(f"A consultation with the address {slug!r} already exists.")
     consultation = Consultation(

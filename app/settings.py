@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from app.rate_limit_rules import DEFAULT_RATE_LIMITS, rate_limits_from_env
+
 DEFAULT_DATABASE_URL = "sqlite:///redline.db"
 
 
@@ -221,6 +223,10 @@ class Settings:
     metrics_token: str | None = field(default=None, repr=False)
     # A session ends after this long without a request (ASVS 4.0.3 V3.3.2: 30 minutes).
     session_idle_seconds: float = 2 * 60 * 60
+    # Rate limits by key (app.rate_limit_rules), kept in Redis when redis_url is set,
+    # otherwise in PostgreSQL, or per process on SQLite (see app.rate_limiting).
+    rate_limits: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    redis_url: str = field(default="", repr=False)
 
     @property
     def is_embedded_database(self) -> bool:
@@ -288,6 +294,13 @@ class Settings:
         metrics_token = env.get("REDLINE_METRICS_TOKEN", "").strip() or None
         if metrics_token is not None and len(metrics_token) < 16:
             raise SettingsError("REDLINE_METRICS_TOKEN is too short: use at least 16 characters")
+        try:
+            rate_limits = rate_limits_from_env(env)
+        except ValueError as error:
+            raise SettingsError(str(error)) from None
+        redis_url = env.get("REDLINE_REDIS_URL", "").strip()
+        if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError("REDLINE_REDIS_URL must be a redis://, rediss:// or unix:// URL")
         return cls(
             database_url=database_url,
             secret_key=secret_key,
@@ -302,4 +315,6 @@ class Settings:
             metrics_token=metrics_token,
             session_idle_seconds=60
             * _seconds(env, "REDLINE_SESSION_IDLE_MINUTES", 120, unit="minutes"),
+            rate_limits=rate_limits,
+            redis_url=redis_url,
         )

@@ -17,6 +17,7 @@ from app import people, textdiff
 from app.auth import CSRF_FIELD, csrf_token, current_user, role_of
 from app.lifecycle import results_visible
 from app.proposals import wording_fingerprint
+from app.security_headers import NONCE_KEY
 
 LONDON = ZoneInfo("Europe/London")
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -81,6 +82,8 @@ async def render(
     context.setdefault("user", await current_user(request) if has_session else None)
     context["request"] = request
     context["csrf_token"] = csrf_token(request) if has_session else ""
+    # GOV.UK Frontend's template puts it on its inline script (see app.security_headers).
+    context["cspNonce"] = request.scope.get(NONCE_KEY, "")
     context["demo"] = request.app.state.settings.demo_sign_in_allowed
     context["is_organiser"] = role_of(context["user"], request.app.state.settings) in (
         "organiser",

@@ -33,6 +33,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+# axe-core goes in as an inline script, which the Content-Security-Policy rightly refuses;
+# test_csp_browser.py checks the policy with it enforced.
+NO_CSP = {"bypass_csp": True}
 WCAG_22_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 CLAUSE = "/consultations/social-media-guidance/clauses"
 
@@ -194,14 +197,14 @@ class Journey:
 
 
 def run_journey(browser, server: str, javascript: bool, clause: str, people: tuple[str, str]):
-    author_context = browser.new_context(java_script_enabled=javascript)
+    author_context = browser.new_context(java_script_enabled=javascript, **NO_CSP)
     author = Journey(author_context.new_page(), server, javascript)
     author.sign_in_as(people[0], f"{CLAUSE}/{clause}")
     wording = "Do not post it yet. Ask your line manager or communications team first."
     amendment = author.propose(clause, wording, "Shorter and clearer for people in a hurry.")
     author_context.close()
 
-    voter_context = browser.new_context(java_script_enabled=javascript)
+    voter_context = browser.new_context(java_script_enabled=javascript, **NO_CSP)
     voter = Journey(voter_context.new_page(), server, javascript)
     voter.sign_in_as(people[1], f"{CLAUSE}/{clause}")
     page = voter.page
@@ -250,7 +253,7 @@ def test_propose_and_vote_without_javascript(browser, server):
 
 
 def test_error_pages_are_accessible(browser, server):
-    page = browser.new_page()
+    page = browser.new_page(**NO_CSP)
     for path in ("/no-such-page", f"{CLAUSE}/99", f"{CLAUSE}/3/amend"):
         response = page.goto(server + path)
         assert response.status in (403, 404)
@@ -273,7 +276,7 @@ def organiser_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_organiser_closes_decides_publishes_and_downloads(browser, organiser_server, tmp_path):
-    context = browser.new_context(accept_downloads=True)
+    context = browser.new_context(accept_downloads=True, **NO_CSP)
     journey = Journey(context.new_page(), organiser_server, True)
     page = journey.page
     journey.sign_in_as("Dan Price", "/")

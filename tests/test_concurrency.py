@@ -197,7 +197,14 @@ def live(
     """The demo, served by a real uvicorn process, on a fresh copy of the seeded database."""
     engine, workers = request.param
     with database_copy(demo_databases(engine), tmp_path) as url:
-        env = server_env(url, demo=engine == "sqlite")
+        # One person votes 400 times and a crowd votes from one address within a minute:
+        # a load far beyond the default vote limits (tests/test_rate_limits.py tests those).
+        env = server_env(
+            url,
+            demo=engine == "sqlite",
+            REDLINE_RATE_LIMIT_VOTES="off",
+            REDLINE_RATE_LIMIT_VOTES_PER_ADDRESS="off",
+        )
         database = Database(url)
         users, amendments = database.call(_people_and_amendments)
         server = Server(env, tmp_path / "server.log", workers).start()

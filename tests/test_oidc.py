@@ -457,7 +457,8 @@ def test_sign_in_in_headless_chromium(provider, sqlite_url, tmp_path):
 
     with serve(BROWSER_PORT, env, demo=False) as base, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page()
+        # axe-core goes in as an inline script, which the Content-Security-Policy refuses.
+        page = browser.new_page(bypass_csp=True)
         page.goto(f"{base}/consultations/social-media-guidance")
         page.get_by_role("link", name="Sign in").first.click()
         assert_accessible(page)

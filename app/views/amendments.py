@@ -9,8 +9,10 @@ from app import queries
 from app.auth import csrf_protected, current_user
 from app.eligibility import proposal_refusal
 from app.errors import AmendmentHasVotes, Conflict, InvalidInput, NotAllowed, NotFound
+from app.input_rules import FORM_RULES, field_problems
 from app.models import Amendment, Clause, ClauseVersion, Consultation, utcnow
 from app.proposals import KIND_LABELS, MAX_RATIONALE_CHARS, MAX_TEXT_CHARS, ProposalInput
+from app.rate_limiting import rate_limited
 from app.services import (
     edit_amendment,
     has_votes,
@@ -136,6 +138,7 @@ async def propose_form(request: Request) -> Response:
     return await _form_page(request, context)
 
 
+@rate_limited("proposals")
 @csrf_protected
 async def propose(request: Request) -> Response:
     """Store a proposal; on bad input show the form again with errors and the typed text."""
@@ -146,6 +149,8 @@ async def propose(request: Request) -> Response:
     if user is None:
         raise NotAllowed("Sign in to propose an amendment.")
     try:
+        if problems := field_problems(fields, FORM_RULES["propose"]):
+            raise InvalidInput(problems)
         amendment = await request.app.state.database.write(
             propose_amendment, user.id, slug, number, form
         )
@@ -176,6 +181,7 @@ async def edit_form(request: Request) -> Response:
     return await _form_page(request, context)
 
 
+@rate_limited("proposals")
 @csrf_protected
 async def edit(request: Request) -> Response:
     """Save the author's changes; bad input or a vote meanwhile keeps what they typed."""
@@ -183,9 +189,13 @@ async def edit(request: Request) -> Response:
     if user is None:
         raise NotAllowed("Sign in to change your amendment.")
     amendment_id = int(request.path_params["amendment_id"])
-    form = ProposalInput(**await form_fields(request, *FIELD_ORDER))
+    fields = await form_fields(request, *FIELD_ORDER)
+    form = ProposalInput(**fields)
     database = request.app.state.database
     try:
+        # The same checks before the database as a new proposal (app.input_rules).
+        if problems := field_problems(fields, FORM_RULES["propose"]):
+            raise InvalidInput(problems)
         amendment = await database.write(edit_amendment, user.id, amendment_id, form)
     except (InvalidInput, AmendmentHasVotes) as failed:
         context, _ = await _edit_context(request, amendment_id)
@@ -212,6 +222,7 @@ async def withdraw(request: Request) -> Response:
     return redirect(f"{clause_url(slug, number)}#amendment-{amendment_id}")
 
 
+@rate_limited("reports")
 @csrf_protected
 async def flag(request: Request) -> Response:
     """Any signed-in participant reports an amendment to the moderators, with a reason."""
@@ -228,6 +239,8 @@ async def flag(request: Request) -> Response:
         return queries.clause_page_address(session, session.get(Amendment, amendment_id))
 
     try:
+        if problems := field_problems({"reason": reason}, FORM_RULES["flag"]):
+            raise InvalidInput(problems)
         await database.write(flag_amendment, user.id, amendment_id, reason)
     except InvalidInput as failed:
         from app.views.consultations import clause

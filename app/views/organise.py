@@ -13,6 +13,7 @@ from app.auth import csrf_protected, require_organiser
 from app.cells import CsvWriter
 from app.documents import MAX_DOCUMENT_BYTES
 from app.errors import Conflict, InvalidInput, NotFound
+from app.input_rules import FORM_RULES, field_problems
 from app.models import Amendment
 from app.reporting import build_report
 from app.web import LONDON, form_fields, london_time, redirect, render
@@ -100,9 +101,13 @@ async def update_details(request: Request) -> Response:
         "min_votes",
         "min_organisations",
     )
-    errors: dict[str, str] = {}
-    amendments_close_at = _parse_local(fields["amendments_close_at"], "amendments_close_at", errors)
-    voting_close_at = _parse_local(fields["voting_close_at"], "voting_close_at", errors)
+    errors = field_problems(fields, FORM_RULES["details"])
+    amendments_close_at = voting_close_at = None
+    if not errors:
+        amendments_close_at = _parse_local(
+            fields["amendments_close_at"], "amendments_close_at", errors
+        )
+        voting_close_at = _parse_local(fields["voting_close_at"], "voting_close_at", errors)
     try:
         if errors:
             raise InvalidInput(errors)
@@ -133,6 +138,8 @@ async def change_status(request: Request) -> Response:
     user = await require_organiser(request)
     slug = request.path_params["slug"]
     action = (await form_fields(request, "action"))["action"]
+    if problems := field_problems({"action": action}, FORM_RULES["status"]):
+        raise InvalidInput(problems)
     await request.app.state.database.write(organising.change_status, user.id, slug, action)
     return redirect(f"/organise/{slug}?saved={action}")
 
@@ -155,17 +162,17 @@ async def create(request: Request) -> Response:
         k: form.get(k) if isinstance(form.get(k), str) else ""
         for k in ("slug", "eligible", "document_text")
     }
-    errors: dict[str, str] = {}
+    errors = field_problems(fields, FORM_RULES["create"])
     data = b""
     has_file = upload is not None and not isinstance(upload, str) and bool(upload.filename)
-    if fields["document_text"].strip() and not has_file:
+    if fields["document_text"].strip() and not has_file and not errors:
         # Typed into the form instead of uploaded: the same importer reads it.
         data = fields["document_text"].encode("utf-8")
         if len(data) > MAX_DOCUMENT_BYTES:
             errors["document_text"] = f"The text must be under {MAX_DOCUMENT_BYTES:,} bytes"
-    elif not has_file:
+    elif not has_file and not errors:
         errors["document"] = "Choose a Markdown file to upload, or type the guidance below"
-    else:
+    elif has_file:
         data = await upload.read(MAX_DOCUMENT_BYTES + 1)
         if len(data) > MAX_DOCUMENT_BYTES:
             errors["document"] = f"The file must be smaller than {MAX_DOCUMENT_BYTES:,} bytes"
@@ -221,6 +228,8 @@ async def revise(request: Request) -> Response:
     slug, number = request.path_params["slug"], request.path_params["number"]
     fields = await form_fields(request, "heading", "text", "reason")
     try:
+        if problems := field_problems(fields, FORM_RULES["revise"]):
+            raise InvalidInput(problems)
         await request.app.state.database.write(
             organising.revise_clause,
             user.id,
@@ -268,6 +277,8 @@ async def moderate(request: Request) -> Response:
     amendment_id = int(request.path_params["amendment_id"])
     slug = request.path_params["slug"] = await _slug_of(request, amendment_id)
     try:
+        if problems := field_problems(fields, FORM_RULES["moderate"]):
+            raise InvalidInput(problems)
         await request.app.state.database.write(
             organising.moderate, user.id, amendment_id, fields["action"], fields["reason"]
         )
@@ -318,6 +329,8 @@ async def decide(request: Request) -> Response:
     fields = await form_fields(request, "decision", "reason")
     slug = request.path_params["slug"] = await _slug_of(request, amendment_id)
     try:
+        if problems := field_problems(fields, FORM_RULES["decide"]):
+            raise InvalidInput(problems)
         await request.app.state.database.write(
             organising.decide, user.id, amendment_id, fields["decision"], fields["reason"]
         )
@@ -384,7 +397,7 @@ async def final_wording(request: Request) -> Response:
         for k in ("heading", "text", "reason")
     }
     chosen = [v for v in form.getlist("amendments") if isinstance(v, str)]
-    errors: dict[str, str] = {}
+    errors = field_problems(fields, FORM_RULES["final_wording"])
     ids = []
     for value in chosen:
         if value.isdigit() and len(value) < 12:

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from app import oidc
 from app.auth import csrf_protected, current_user, end_session, safe_next, start_session
 from app.errors import NotAllowed, NotFound
+from app.rate_limiting import enforce, rate_limited
 from app.roles import end_sessions
 from app.seeding import demo_personas, demo_user
 from app.services import record_sign_in
@@ -51,6 +52,7 @@ def _provider(request: Request):
 
 async def provider_sign_in(request: Request) -> Response:
     """Send the person to their identity provider."""
+    await enforce(request, "sign_in")
     provider = _provider(request)
     next_path = safe_next(request.query_params.get("next"))
     response = await oidc.start(
@@ -87,6 +89,7 @@ async def provider_callback(request: Request) -> Response:
     return redirect(next_path)
 
 
+@rate_limited("sign_in")
 @csrf_protected
 async def demo_sign_in(request: Request) -> Response:
     """Sign in as a demo persona."""
@@ -96,6 +99,8 @@ async def demo_sign_in(request: Request) -> Response:
     persona = personas.get(fields["persona"])
     if persona is None:
         raise NotAllowed("Choose one of the demo personas listed on the sign-in page.")
+    # Per account too: the address was counted by the decorator.
+    await enforce(request, "sign_in", f"persona:{persona.key}", per_address=False)
     user = await request.app.state.database.write(demo_user, persona)
     start_session(request, user)
     return redirect(safe_next(fields["next"]))

@@ -8,14 +8,17 @@ from starlette.responses import Response
 from app import queries
 from app.auth import csrf_protected, current_user
 from app.eligibility import vote_refusal
-from app.errors import NotAllowed, WordingChanged
+from app.errors import InvalidInput, NotAllowed, WordingChanged
+from app.input_rules import FORM_RULES, field_problems
 from app.models import Amendment, Consultation, utcnow
+from app.rate_limiting import rate_limited
 from app.services import cast_vote, participant_of, window_of
 from app.views.amendments import clause_url
 from app.views.consultations import clause
 from app.web import form_fields, is_htmx, redirect, render
 
 
+@rate_limited("votes")
 @csrf_protected
 async def vote(request: Request) -> Response:
     """Support, oppose or withdraw; htmx gets the updated widget, others a redirect back."""
@@ -25,6 +28,8 @@ async def vote(request: Request) -> Response:
         raise NotAllowed("Sign in to vote on amendments.")
     fields = await form_fields(request, "stance", "wording")
     stance = fields["stance"]
+    if problems := field_problems({"stance": stance}, FORM_RULES["vote"]):
+        raise InvalidInput(problems)
     database = request.app.state.database
     # The vote is one short write transaction; what the page shows afterwards is read
     # outside it, so that the write lock is held for the vote alone.

@@ -1,0 +1,130 @@
+"""A ``limits`` storage kept in Redline's own database, for when no Redis is configured.
+
+Why: rate limits must hold across every web process (several uvicorn workers, several
+hosts), and the one thing they all share without extra infrastructure is the database.
+The ``limits`` library ships Redis, Memcached, MongoDB and in-memory storages but none
+over SQL, so this implements its small ``Storage`` interface (enough for the fixed
+window strategy) over one table, ``rate_limit_window``: a row per counter, increased
+with one atomic ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING`` on both engines.
+
+Store layer: imports the database and models, nothing from the web.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+from limits.storage import Storage
+from sqlalchemy import case, delete, select
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session
+
+from app.db import Database
+from app.errors import Busy
+from app.models import RateLimitWindow
+
+WINDOWS = RateLimitWindow.__table__
+# About one increment in this many also deletes windows that have ended, so the table
+# stays the size of the traffic of the longest window, without a separate job.
+SWEEP_ONE_IN = 500
+
+
+def _increment(session: Session, counts: list[tuple[str, int, int]]) -> list[int]:
+    """Add to each (key, expiry, amount) counter in one transaction; their hits after."""
+    now = time.time()
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    ended = WINDOWS.c.expires_at <= now
+    results = []
+    for key, expiry, amount in counts:
+        statement = (
+            insert(WINDOWS)
+            .values(key=key, hits=amount, expires_at=now + expiry)
+            .on_conflict_do_update(
+                index_elements=[WINDOWS.c.key],
+                # A window that has ended starts again from this hit.
+                set_={
+                    "hits": case((ended, amount), else_=WINDOWS.c.hits + amount),
+                    "expires_at": case((ended, now + expiry), else_=WINDOWS.c.expires_at),
+                },
+            )
+            .returning(WINDOWS.c.hits)
+        )
+        results.append(session.execute(statement).scalar_one())
+    if random.randrange(SWEEP_ONE_IN) == 0:
+        session.execute(delete(WINDOWS).where(WINDOWS.c.expires_at < now))
+    session.commit()
+    return results
+
+
+def _window(session: Session, key: str) -> tuple[int, float]:
+    row = session.execute(
+        select(WINDOWS.c.hits, WINDOWS.c.expires_at).where(WINDOWS.c.key == key)
+    ).first()
+    now = time.time()
+    if row is None or row.expires_at <= now:
+        return 0, now
+    return row.hits, row.expires_at
+
+
+def _clear(session: Session, key: str | None) -> int:
+    statement = delete(WINDOWS)
+    if key is not None:
+        statement = statement.where(WINDOWS.c.key == key)
+    removed = session.execute(statement).rowcount
+    session.commit()
+    return removed
+
+
+class DatabaseStorage(Storage):
+    """Fixed-window counters in the ``rate_limit_window`` table of ``database``."""
+
+    STORAGE_SCHEME = ["redline-database"]
+
+    def __init__(self, database: Database) -> None:
+        super().__init__()
+        self.database = database
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        return (sa_exc.SQLAlchemyError, Busy)
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        """Add ``amount`` to the counter ``key`` (a new window of ``expiry`` s if it ended)."""
+        return self.database.write_call(_increment, [(key, int(expiry), amount)])[0]
+
+    def incr_many(self, counts: list[tuple[str, int, int]]) -> list[int]:
+        """``incr`` for several (key, expiry, amount) counters in one transaction.
+
+        Not part of the ``limits`` interface: one request counts against a person and an
+        address, and one commit instead of two is what keeps a vote fast on SQLite,
+        where each commit waits for the disk.
+        """
+        return self.database.write_call(_increment, counts)
+
+    def get(self, key: str) -> int:
+        """Hits so far in the current window of ``key`` (0 when none)."""
+        return self.database.call(_window, key)[0]
+
+    def get_expiry(self, key: str) -> float:
+        """When the current window of ``key`` ends (Unix time; now when there is none)."""
+        return self.database.call(_window, key)[1]
+
+    def check(self) -> bool:
+        """True when the database answers."""
+        try:
+            self.database.call(lambda session: session.execute(select(1)).scalar_one())
+        except self.base_exceptions:
+            return False
+        return True
+
+    def reset(self) -> int | None:
+        """Forget every counter; returns how many there were."""
+        return self.database.write_call(_clear, None)
+
+    def clear(self, key: str) -> None:
+        """Forget the counter ``key``."""
+        self.database.write_call(_clear, key)

@@ -1,0 +1,144 @@
+"""Rate limits on sign-in, proposing, reporting and voting, per user and per client address.
+
+The ``limits`` library counts (fixed windows). Where the counts live:
+
+- Redis when REDLINE_REDIS_URL is set: shared by every process on every host.
+- PostgreSQL otherwise (app.rate_limit_store, table ``rate_limit_window``): shared
+  by every process on every host, one small upsert per counted request.
+- On the embedded SQLite default, in each process's memory. Measured: a count in the
+  database costs one more write transaction per vote, and SQLite has one writer at a
+  time, so every vote would wait for another commit (about 7 ms each on the shared
+  test machine, as long as the vote itself). The embedded engine serves one host;
+  with ``--workers N`` each worker counts separately, so a limit allows up to N times
+  as much. Set REDLINE_REDIS_URL to share counts there too.
+
+A refused request is a 429 "Too many requests" page (a fragment for htmx) with
+``Retry-After``.
+
+If the storage itself fails (Redis down, the database busy), the request is let
+through and a warning logged: rate limits protect the service, and refusing every
+vote because a counter could not be read would be the outage they exist to prevent.
+
+Web layer: reads the request (client address, session user) and raises a RedlineError.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from functools import wraps
+
+from limits import RateLimitItem
+from limits.storage import Storage, storage_from_string
+from limits.strategies import FixedWindowRateLimiter
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.auth import session_user_id
+from app.db import Database
+from app.errors import RedlineError
+from app.rate_limit_rules import ACTIONS, SCOPES, parse_limit, setting_key
+from app.rate_limit_store import DatabaseStorage
+from app.settings import Settings
+
+log = logging.getLogger("redline.rate_limits")
+
+
+class TooManyRequests(RedlineError):
+    """A rate limit was reached; ``retry_after`` seconds until the window ends."""
+
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, retry_after: int) -> None:
+        minutes = "a minute" if retry_after <= 60 else f"{math.ceil(retry_after / 60)} minutes"
+        super().__init__(
+            f"You have done this too many times in a short time. Wait {minutes} and try "
+            "again. Nothing from this request has been saved."
+        )
+        self.retry_after = retry_after
+
+
+class RateLimiter:
+    """The configured limits of one app over one shared storage."""
+
+    def __init__(self, settings: Settings, database: Database) -> None:
+        self.storage: Storage
+        if settings.redis_url:
+            self.storage = storage_from_string(settings.redis_url)
+        elif settings.is_embedded_database:
+            self.storage = storage_from_string("memory://")
+        else:
+            self.storage = DatabaseStorage(database)
+        self.strategy = FixedWindowRateLimiter(self.storage)
+        self.limits: dict[tuple[str, str], tuple[RateLimitItem, ...]] = {
+            (action, scope): parse_limit(settings.rate_limits[setting_key(action, scope)])
+            for action in ACTIONS
+            for scope in SCOPES
+        }
+
+    def hit(self, action: str, user: str | None, address: str | None) -> int | None:
+        """Count one ``action``; None when allowed, else seconds until it is allowed again."""
+        counted = [
+            (item, (action, scope, identity))
+            for scope, identity in (("user", user), ("address", address))
+            if identity is not None
+            for item in self.limits[(action, scope)]
+        ]
+        if not counted:
+            return None
+        if isinstance(self.storage, DatabaseStorage):
+            # The fixed-window rule of limits' FixedWindowRateLimiter.hit, over one commit.
+            hits = self.storage.incr_many(
+                [(item.key_for(*ids), item.get_expiry(), 1) for item, ids in counted]
+            )
+            refused = [
+                (item, ids) for (item, ids), n in zip(counted, hits, strict=True) if n > item.amount
+            ]
+        else:
+            refused = [(item, ids) for item, ids in counted if not self.strategy.hit(item, *ids)]
+        waits = [
+            max(1, math.ceil(self.strategy.get_window_stats(item, *ids).reset_time - time.time()))
+            for item, ids in refused
+        ]
+        return max(waits) if waits else None
+
+
+async def enforce(
+    request: Request, action: str, user: str | None = None, per_address: bool = True
+) -> None:
+    """Count ``action`` for this client (and ``user``, default the session's); 429 if over."""
+    if user is None:
+        user_id = session_user_id(request)
+        user = str(user_id) if user_id is not None else None
+    address = request.client.host if request.client and per_address else None
+    limiter: RateLimiter = request.app.state.rate_limiter
+    try:
+        wait = await run_in_threadpool(limiter.hit, action, user, address)
+    except Exception as error:  # any storage failure: let the request through (see above)
+        log.warning("rate limit storage failed for %s; request allowed: %r", action, error)
+        return
+    if wait is not None:
+        log.info("rate limit reached: %s from %s (user %s)", action, address, user)
+        raise TooManyRequests(wait)
+
+
+def rate_limited(
+    action: str,
+) -> Callable[[Callable[[Request], Awaitable[Response]]], Callable[[Request], Awaitable[Response]]]:
+    """Decorate a form handler so that every post counts, before even its CSRF check."""
+
+    def decorate(
+        endpoint: Callable[[Request], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        @wraps(endpoint)
+        async def limited(request: Request) -> Response:
+            await enforce(request, action)
+            return await endpoint(request)
+
+        return limited
+
+    return decorate
