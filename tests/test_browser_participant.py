@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_browser import CLAUSE, Journey, browser, free_port, serve  # noqa: F401
+from tests.test_browser import CLAUSE, NO_CSP, Journey, browser, free_port, serve  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
@@ -68,7 +68,7 @@ class Person(Journey):
 
 
 def person(browser, server: str, size: dict, javascript: bool) -> Person:  # noqa: F811
-    context = browser.new_context(viewport=size, java_script_enabled=javascript)
+    context = browser.new_context(viewport=size, java_script_enabled=javascript, **NO_CSP)
     return Person(context.new_page(), server, javascript)
 
 

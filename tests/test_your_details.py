@@ -202,6 +202,7 @@ def test_the_one_label_rule():
 def test_your_details_page_is_accessible_in_chromium(tmp_path):
     from tests.test_browser import (
         CHROMIUM_ARGS,
+        NO_CSP,
         assert_accessible,
         chromium_reason,
         free_port,
@@ -223,7 +224,7 @@ def test_your_details_page_is_accessible_in_chromium(tmp_path):
             executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
         )
         try:
-            page = browser.new_page()
+            page = browser.new_page(**NO_CSP)
             page.goto(base + "/sign-in?next=/your-details")
             page.get_by_role("button", name=re.compile("^Sign in as ")).first.click()
             page.wait_for_url(re.compile(r"/your-details$"))
