@@ -333,16 +333,20 @@ def live_tallies(
     group_of = _groups_by_organisation_id(session, consultation_id)
     # (amendment, organisation) is the key of vote_tally: no GROUP BY is needed, only
     # the recoding, done here on ids so the database reads one table in key order.
-    rows = session.connection().execute(
-        select(
-            VoteTally.amendment_id,
-            VoteTally.organisation_id,
-            VoteTally.supports,
-            VoteTally.opposes,
+    rows = (
+        session.connection()
+        .execute(
+            select(
+                VoteTally.amendment_id,
+                VoteTally.organisation_id,
+                VoteTally.supports,
+                VoteTally.opposes,
+            )
+            .join(Amendment, col(Amendment.id) == VoteTally.amendment_id)
+            .where(listed)
         )
-        .join(Amendment, col(Amendment.id) == VoteTally.amendment_id)
-        .where(listed)
-    ).all()  # fetched in bulk: row-by-row fetching costs more than the query
+        .all()
+    )  # fetched in bulk: row-by-row fetching costs more than the query
     by_amendment: dict[int, dict[str, Counts]] = defaultdict(dict)
     for amendment_id, organisation_id, s, o in rows:
         if s or o:
