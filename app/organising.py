@@ -10,10 +10,10 @@ from datetime import datetime
 
 from sqlmodel import Session, col, func, select
 
-from app import documents
+from app import dashboard, documents
 from app.eligibility import parse_domain_patterns
 from app.errors import Conflict, InvalidInput, NotFound
-from app.lifecycle import Readiness, transition_refusal
+from app.lifecycle import transition_refusal
 from app.models import (
     Amendment,
     AmendmentFlag,
@@ -181,15 +181,7 @@ def change_status(
     locked: every vote acknowledged before the close is in the record, none after.
     """
     consultation = _locked(session, _consultation(session, slug).id)
-    clause_count = session.exec(
-        select(func.count()).select_from(Clause).where(Clause.consultation_id == consultation.id)
-    ).one()
-    readiness = Readiness(
-        clause_count=clause_count,
-        eligible_domains=tuple(parse_domain_patterns(consultation.eligible_domains)),
-        amendments_close_at=consultation.amendments_close_at,
-        voting_close_at=consultation.voting_close_at,
-    )
+    readiness = dashboard.readiness(session, consultation)
     now = now or utcnow()
     refusal = transition_refusal(action, consultation.status, readiness, now)
     if refusal:

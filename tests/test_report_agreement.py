@@ -280,7 +280,7 @@ def post(client: TestClient, path: str, **data):
 
 
 def close(client: TestClient, slug: str) -> None:
-    response = post(client, f"/organise/{slug}/status", action="close")
+    response = post(client, f"/organise/{slug}/status", action="close", confirm="yes")
     assert response.status_code == 303, response.text
 
 
@@ -876,7 +876,9 @@ def test_restoring_after_publishing_is_refused(database, tmp_path):
         assert hidden.status_code == 303
         before = statements(client, database, generated.slug, tmp_path)
         decide_everything(client, database, generated.slug, reject={ref})
-        published = post(client, f"/organise/{generated.slug}/status", action="publish")
+        published = post(
+            client, f"/organise/{generated.slug}/status", action="publish", confirm="yes"
+        )
         assert published.status_code == 303, published.text
         refused = post(
             client, f"/organise/amendments/{target}/moderate", action="restore", reason="Sorry."
