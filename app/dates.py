@@ -165,6 +165,21 @@ def parse_london(entry: DateEntry, label: str, *, required: bool = False) -> dat
     return moment
 
 
+def london_time(value: datetime | None) -> str:
+    """A UTC time as GOV.UK style shows it in Europe/London: '24 November 2026 at 2:05pm'."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    local = value.astimezone(LONDON)
+    hour = local.hour % 12 or 12
+    suffix = "am" if local.hour < 12 else "pm"
+    clock = f"{hour}{suffix}" if local.minute == 0 else f"{hour}:{local.minute:02d}{suffix}"
+    if local.hour == 12 and local.minute == 0:
+        clock = "midday"
+    return f"{local.day} {local:%B %Y} at {clock}"
+
+
 def entry_of(value: datetime | None) -> DateEntry:
     """How a stored UTC time is shown in a date input and time field, in UK time."""
     if value is None:

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlmodel import Session, col, func, select
 
 from app import dashboard, documents
+from app.changes import Change, changes_between, encode
 from app.eligibility import parse_domain_patterns
 from app.errors import Conflict, InvalidInput, NotFound
 from app.lifecycle import transition_refusal
@@ -39,8 +40,12 @@ def audit(
     subject: str,
     reason: str = "",
     consultation_id: int | None = None,
+    changed: list[Change] | None = None,
 ) -> None:
-    """Add one entry to the append-only audit log (committed with the caller's change)."""
+    """Add one entry to the append-only audit log (committed with the caller's change).
+
+    ``changed`` lists what an edit changed, before -> after, shown on the log page.
+    """
     session.add(
         AuditEntry(
             consultation_id=consultation_id,
@@ -48,8 +53,30 @@ def audit(
             action=action,
             subject=subject,
             reason=reason,
+            changes=encode(changed or []),
         )
     )
+
+
+DETAIL_LABELS = {
+    "title": "Title",
+    "summary": "Summary",
+    "eligible_domains": "Who may take part",
+    "amendments_close_at": "Amendments close",
+    "voting_close_at": "Voting closes",
+    "live_results": "Live results shown",
+    "min_votes": "Votes needed to carry",
+    "min_organisations": "Organisations needed to carry",
+}
+
+
+WORDING_LABELS = {"heading": "Heading", "text": "Wording"}
+
+
+def _details(consultation: Consultation) -> dict[str, object]:
+    values = {name: getattr(consultation, name) for name in DETAIL_LABELS}
+    values["eligible_domains"] = ", ".join(consultation.eligible_domains.split())
+    return values
 
 
 def _reason(reason: str, field: str = "reason", required: bool = True) -> str:
@@ -157,6 +184,7 @@ def update_details(
             thresholds[name] = int(text)
     if errors:
         raise InvalidInput(errors)
+    before = _details(consultation)
     for name, value in thresholds.items():
         setattr(consultation, name, value)
     if live_results is not None:
@@ -167,7 +195,8 @@ def update_details(
     consultation.amendments_close_at = amendments_close_at
     consultation.voting_close_at = voting_close_at
     session.add(consultation)
-    audit(session, actor_id, "edit", f"consultation {slug}", "", consultation.id)
+    changed = changes_between(before, _details(consultation), DETAIL_LABELS)
+    audit(session, actor_id, "edit", f"consultation {slug}", "", consultation.id, changed)
     session.commit()
     return consultation
 
@@ -247,6 +276,11 @@ def revise_clause(
         f"clause {number} to version {version.version}",
         reason,
         consultation.id,
+        changes_between(
+            {"heading": current.heading, "text": current.text},
+            {"heading": heading, "text": text},
+            WORDING_LABELS,
+        ),
     )
     session.commit()
     return version
@@ -471,6 +505,11 @@ def write_final_wording(
         amendment.updated_at = utcnow()
         session.add(amendment)
     final = session.exec(select(FinalWording).where(FinalWording.clause_id == clause.id)).first()
+    before = (
+        {"heading": final.heading, "text": final.text}
+        if final is not None
+        else {"heading": current.heading, "text": current.text}
+    )
     if final is None:
         final = FinalWording(clause_id=clause.id, consultation_id=consultation.id, heading="")
     final.heading = heading
@@ -485,6 +524,7 @@ def write_final_wording(
         f"clause {number}" + (f" from {final.amendment_refs}" if chosen else ""),
         reason,
         consultation.id,
+        changes_between(before, {"heading": heading, "text": text}, WORDING_LABELS),
     )
     session.commit()
     return final

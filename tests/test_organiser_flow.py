@@ -172,3 +172,35 @@ def test_a_wrong_date_part_is_named_and_highlighted_and_nothing_is_saved(organis
     # What was typed is kept, so nothing needs typing again.
     assert 'name="voting_close_at-month" type="text" value="14"' in response.text
     assert stored(seeded).voting_close_at == before
+
+
+def test_the_audit_log_says_what_each_edit_changed(organiser, seeded):
+    saved = post(
+        organiser,
+        f"/organise/{SLUG}/details",
+        title="Social media guidance",
+        summary="",
+        eligible_domains="*.gov.uk",
+        **{
+            **closing_fields(),
+            **{"voting_close_at-day": "15", "voting_close_at-month": "1"},
+            **{"voting_close_at-year": "2099", "voting_close_at-time": "midday"},
+        },
+    )
+    assert saved.status_code == 303
+    revised = post(
+        organiser,
+        f"/organise/{SLUG}/clauses/1/revise",
+        heading="Scope",
+        text="This guidance applies to everyone who works in the public sector.",
+        reason="Plainer.",
+    )
+    assert revised.status_code == 303, text_of(revised.text)[:1000]
+    page = organiser.get(f"/organise/{SLUG}/audit")
+    words = text_of(page.text)
+    assert f"Title : {TITLE} → changed to Social media guidance" in words
+    assert "→ changed to 15 January 2099 at midday" in words
+    assert "Who may take part :" in words
+    assert "Wording (tracked changes)" in words and "[inserted:" in words
+    download = organiser.get(f"/organise/{SLUG}/audit.csv").text
+    assert f"Title: {TITLE} → Social media guidance" in download

@@ -11,9 +11,11 @@ from starlette.responses import Response, StreamingResponse
 
 from app import dates, lifecycle, organising, queries, tasklist
 from app.auth import csrf_protected, require_organiser
+from app.changes import spelled_out
 from app.dashboard import amendments_by_status, participation, task_facts
 from app.documents import MAX_DOCUMENT_BYTES
 from app.errors import Conflict, InvalidInput, NotFound
+from app.exports import as_text
 from app.models import Amendment
 from app.reporting import build_report
 from app.web import form_fields, london_time, redirect, render
@@ -509,10 +511,18 @@ async def audit_csv(request: Request) -> Response:
     def rows():
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow(["when (UK time)", "who", "action", "subject", "reason"])
+        writer.writerow(["when (UK time)", "who", "action", "subject", "reason", "changes"])
         for line in lines:
             writer.writerow(
-                [london_time(line.when), line.who, line.action, line.subject, line.reason]
+                [
+                    london_time(line.when),
+                    # Organiser text as text: never taken for a spreadsheet formula.
+                    as_text(line.who),
+                    line.action,
+                    as_text(line.subject),
+                    as_text(line.reason),
+                    as_text(spelled_out(line.changes)),
+                ]
             )
         yield buffer.getvalue().encode("utf-8")
 
