@@ -602,10 +602,15 @@ def assert_all_agree(found: dict, consultation: Consultation) -> None:
     # Turnout: the page and the JSON say the same.
     document = json.loads(found["exports"]["json"])
     turnout = document["turnout"]
+
+    def people(n: int) -> str:
+        return f"{n:,} {'person' if n == 1 else 'people'}"
+
     assert (
-        f"{turnout['participants']} participants: {turnout['proposers']} proposed amendments "
-        f"and {turnout['voters']} voted." in page
+        f"{people(turnout['participants'])} took part. {people(turnout['proposers'])} proposed "
+        in page
     )
+    assert f"and {people(turnout['voters'])} cast" in page
 
     # Every export: the same columns, the same lines.
     for fmt, body in found["exports"].items():
