@@ -196,21 +196,25 @@ def _plural(count: int, unit: str) -> str:
 
 
 def describe_duration(span: timedelta) -> str:
-    """A length of time in words, to the two largest whole units: "4 weeks", "3 days and 2 hours".
+    """A length of time in words, in its two largest units: "4 weeks", "3 days and 2 hours".
 
-    Rounded down, so a confirmation never overstates how early an action is.
+    Rounded to the nearest of the smaller unit, so 27 days and 23 hours reads "4 weeks".
     """
-    minutes = int(abs(span).total_seconds() // 60)
-    weeks, rest = divmod(minutes, 7 * 24 * 60)
-    days, rest = divmod(rest, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    if weeks >= 2 or (weeks and not days):
-        units = [(weeks, "week"), (days, "day")]
-    elif weeks or days:
-        units = [(weeks * 7 + days, "day"), (hours, "hour")]
+    minutes = round(abs(span).total_seconds() / 60)
+    day, week = 24 * 60, 7 * 24 * 60
+    if minutes >= 2 * week - day // 2:
+        units = [(week, "week"), (day, "day")]
+    elif minutes >= day - 30:
+        units = [(day, "day"), (60, "hour")]
     else:
-        units = [(hours, "hour"), (minutes, "minute")]
-    words = [_plural(n, unit) for n, unit in units if n]
+        units = [(60, "hour"), (1, "minute")]
+    (big, big_name), (small, small_name) = units
+    rounded = round(minutes / small) * small
+    words = [
+        _plural(n, name)
+        for n, name in ((rounded // big, big_name), (rounded % big // small, small_name))
+        if n
+    ]
     return " and ".join(words) or "less than a minute"
 
 

@@ -200,7 +200,6 @@ def close_confirmation(title: str, voting_close_at: datetime | None, now: dateti
             "The votes are frozen as they stand now, and the ballot file and its SHA-256 "
             "are fixed: nothing later changes what counts.",
             "You will then accept or reject each amendment before publishing the outcome.",
-            "Closing cannot be undone.",
         ],
         button="Yes, close it now",
     )
@@ -217,7 +216,7 @@ def publish_confirmation(title: str, amendments: int, accepted: int) -> Confirma
             "reasons you gave will be public.",
             "The ballot file (one row per vote, voters as pseudonyms) will be downloadable, "
             "so anyone can check the ranking with redline tally.",
-            "Publishing cannot be undone: decisions and final wording can no longer change.",
+            "Decisions and final wording can no longer change once the outcome is published.",
         ],
         button="Yes, publish the outcome",
     )

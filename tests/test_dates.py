@@ -126,13 +126,16 @@ def test_time_of_day(text, clock):
     [
         (timedelta(weeks=4), "4 weeks"),
         (timedelta(weeks=4, days=2, hours=5), "4 weeks and 2 days"),
+        (timedelta(days=27, hours=23, minutes=50), "4 weeks"),
         (timedelta(days=9, hours=3), "9 days and 3 hours"),
         (timedelta(days=1), "1 day"),
-        (timedelta(hours=2, minutes=59, seconds=50), "2 hours and 59 minutes"),
+        (timedelta(hours=23, minutes=50), "1 day"),
+        (timedelta(hours=2, minutes=59, seconds=50), "3 hours"),
+        (timedelta(hours=2, minutes=10), "2 hours and 10 minutes"),
         (timedelta(seconds=20), "less than a minute"),
     ],
 )
-def test_describe_duration_rounds_down(span, words):
+def test_describe_duration(span, words):
     assert describe_duration(span) == words
 
 
