@@ -127,6 +127,8 @@ def stages(facts: Facts) -> list[Stage]:
         ],
     )
     unresolved = ", ".join(facts.unresolved)
+    decided = closed_or_later and facts.undecided == 0
+    can_publish = facts.status == "closed" and decided and not facts.unresolved
     publishing = Stage(
         "Before publishing the outcome",
         "publish",
@@ -142,16 +144,14 @@ def stages(facts: Facts) -> list[Stage]:
             Task(
                 "Resolve clauses where accepted amendments conflict",
                 f"{base}/decisions" if closed_or_later else None,
-                _status(closed_or_later and not facts.unresolved, closed_or_later),
+                # Conflicts show up as amendments are accepted: done once all are decided.
+                _status(decided and not facts.unresolved, closed_or_later),
                 f"Clause {unresolved}" if facts.unresolved else "",
             ),
             Task(
                 "Publish the outcome",
-                f"{base}/publish" if facts.status == "closed" else None,
-                _status(
-                    published,
-                    facts.status == "closed" and not facts.undecided and not facts.unresolved,
-                ),
+                f"{base}/publish" if can_publish else None,
+                _status(published, can_publish),
             ),
         ],
     )

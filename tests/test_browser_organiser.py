@@ -49,9 +49,10 @@ class Organiser(Journey):
         super().__init__(page, base, javascript)
         self.label = label
 
-    def shot(self, name: str) -> None:
+    def shot(self, name: str, full_page: bool = True) -> None:
         SHOTS.mkdir(exist_ok=True)
-        self.page.screenshot(path=str(SHOTS / f"{self.label}-{name}.png"), full_page=True)
+        path = SHOTS / f"{self.label}-{name}.png"
+        self.page.screenshot(path=str(path), full_page=full_page)
 
     def no_sideways_scroll(self) -> None:
         wide = self.page.evaluate(
@@ -157,9 +158,11 @@ def read_finished(journey: Organiser, signed_in: bool) -> None:
     assert text.index("We asked") < text.index("We did") < text.index("SHA-256")
     assert "proposed" in text and "amendments between them" in text
     journey.shot("10-report")
+    journey.shot("10-report-top", full_page=False)
     journey.goto(f"/consultations/{SLUG}/clauses/3")
     assert "Read the outcome for every clause" in journey.text()
     journey.shot("11-clause")
+    journey.shot("11-clause-top", full_page=False)
     if signed_in:
         for path in ("/organise", f"/organise/{SLUG}/audit", f"/organise/{SLUG}"):
             journey.goto(path)

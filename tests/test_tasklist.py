@@ -61,6 +61,11 @@ def test_publishing_waits_for_decisions_and_resolved_clauses():
         "Resolve clauses where accepted amendments conflict": "Clause 7",
     }
     assert statuses(facts)["Publish the outcome"] == NOT_YET
+    undecided = Facts("s", "closed", READY, NOW, amendments=9, undecided=9)
+    tasks = {t.title: t for stage in stages(undecided) for t in stage.tasks}
+    # Not "completed" before any decision, and no link to a step that cannot start yet.
+    assert tasks["Resolve clauses where accepted amendments conflict"].status == TO_DO
+    assert tasks["Publish the outcome"].href is None
     ready = Facts("s", "closed", READY, NOW, amendments=9)
     assert blockers(ready, "publish") == []
     assert statuses(ready)["Publish the outcome"] == TO_DO
