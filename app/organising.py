@@ -111,8 +111,15 @@ def create_from_document(
     slug: str | None,
     eligible: str,
     field: str = "document",
+    amendments_close_at: datetime | None = None,
+    voting_close_at: datetime | None = None,
 ) -> Consultation:
-    """Create a draft consultation from an uploaded Markdown document (as `redline import`)."""
+    """Create a draft consultation from an uploaded Markdown document (as `redline import`),
+    with its closing times when they are already known."""
+    if amendments_close_at and voting_close_at and amendments_close_at > voting_close_at:
+        raise InvalidInput(
+            {"amendments_close_at": "The amendment window must close before voting closes"}
+        )
     try:
         parsed = documents.parse(data)
     except documents.DocumentError as error:
@@ -120,7 +127,14 @@ def create_from_document(
         raise InvalidInput({field: f"{where}{error.message}"}) from None
     if slug:
         slug = documents.slugify(slug)
-    consultation = import_document(session, parsed, slug=slug, eligible_domains=eligible)
+    consultation = import_document(
+        session,
+        parsed,
+        slug=slug,
+        eligible_domains=eligible,
+        amendments_close_at=amendments_close_at,
+        voting_close_at=voting_close_at,
+    )
     audit(session, actor_id, "create", f"consultation {consultation.slug}", "", consultation.id)
     session.commit()
     return consultation

@@ -204,3 +204,43 @@ def test_the_audit_log_says_what_each_edit_changed(organiser, seeded):
     assert "Wording (tracked changes)" in words and "[inserted:" in words
     download = organiser.get(f"/organise/{SLUG}/audit.csv").text
     assert f"Title: {TITLE} → Social media guidance" in download
+
+
+def test_a_draft_can_be_created_with_its_closing_times_in_uk_time(organiser, seeded):
+    document = "# Live streaming\n\n## 1. Notice\nGive notice before streaming.\n"
+    bad = post(
+        organiser,
+        "/organise/new",
+        document_text=document,
+        **{
+            **closing_fields(voting="2099-06-31T17:00"),
+            "amendments_close_at-day": "3",
+        },
+    )
+    assert bad.status_code == 422
+    text = text_of(bad.text)
+    # In page order: the amendment date (incomplete), then the voting date (not real).
+    assert text.index("Amendments close must include a month, a year and a time") < text.index(
+        "Voting closes must be a real date"
+    )
+    assert 'href="#amendments_close_at-month"' in bad.text
+    assert 'href="#voting_close_at-day"' in bad.text
+    assert document.splitlines()[0] in bad.text  # what was typed is kept
+    created = post(
+        organiser,
+        "/organise/new",
+        document_text=document,
+        **closing_fields(amendments="2099-06-01T09:30", voting="2099-06-30T17:00"),
+    )
+    assert created.status_code == 303
+    draft = seeded.call(
+        lambda s: s.exec(select(Consultation).where(Consultation.slug == "live-streaming")).one()
+    )
+    stored_times = [
+        t.replace(tzinfo=t.tzinfo or UTC)
+        for t in (draft.amendments_close_at, draft.voting_close_at)
+    ]
+    assert stored_times == [
+        datetime(2099, 6, 1, 8, 30, tzinfo=UTC),
+        datetime(2099, 6, 30, 16, 0, tzinfo=UTC),
+    ]

@@ -221,8 +221,11 @@ async def confirm_step(request: Request) -> Response:
 async def new_form(request: Request) -> Response:
     """Upload a Markdown document to create a draft consultation."""
     await require_organiser(request)
+    form = dict.fromkeys(DATE_FIELDS, dates.DateEntry())
     return await render(
-        request, "organise/new.html", {"errors": {}, "form": {}, "max_bytes": MAX_DOCUMENT_BYTES}
+        request,
+        "organise/new.html",
+        {"errors": {}, "form": form, "max_bytes": MAX_DOCUMENT_BYTES},
     )
 
 
@@ -236,7 +239,10 @@ async def create(request: Request) -> Response:
         k: form.get(k) if isinstance(form.get(k), str) else ""
         for k in ("slug", "eligible", "document_text")
     }
+    entries = await _date_fields(request)
     errors: dict[str, str] = {}
+    field_ids: dict[str, str] = {}
+    date_parts: dict[str, tuple[str, ...]] = {}
     data = b""
     has_file = upload is not None and not isinstance(upload, str) and bool(upload.filename)
     if fields["document_text"].strip() and not has_file:
@@ -250,6 +256,8 @@ async def create(request: Request) -> Response:
         data = await upload.read(MAX_DOCUMENT_BYTES + 1)
         if len(data) > MAX_DOCUMENT_BYTES:
             errors["document"] = f"The file must be smaller than {MAX_DOCUMENT_BYTES:,} bytes"
+    # After the document's own checks, so the error summary follows the page's order.
+    closing = _parse_dates(entries, errors, field_ids, date_parts)
     try:
         if errors:
             raise InvalidInput(errors)
@@ -260,12 +268,22 @@ async def create(request: Request) -> Response:
             fields["slug"] or None,
             fields["eligible"],
             "document" if has_file else "document_text",
+            **closing,
         )
     except InvalidInput as failed:
+        for field in DATE_FIELDS:
+            if field in failed.errors and field not in date_parts:
+                field_ids[field], date_parts[field] = f"{field}-day", dates.PARTS
         return await render(
             request,
             "organise/new.html",
-            {"errors": failed.errors, "form": fields, "max_bytes": MAX_DOCUMENT_BYTES},
+            {
+                "errors": {**errors, **failed.errors},
+                "form": {**fields, **entries},
+                "field_ids": field_ids,
+                "date_parts": date_parts,
+                "max_bytes": MAX_DOCUMENT_BYTES,
+            },
             status_code=422,
         )
     return redirect(f"/organise/{consultation.slug}?saved=created")
