@@ -75,5 +75,7 @@ def decode(text: str) -> list[Change]:
 
 
 def spelled_out(changes: list[Change]) -> str:
-    """One line per change, "Field: before → after", for the CSV download."""
-    return "\n".join(f"{c.field}: {c.before} → {c.after}" for c in changes)
+    """ "Field: before → after; ..." on one line, for the CSV download (one row per entry)."""
+    return "; ".join(
+        f"{c.field}: {' '.join(c.before.split())} → {' '.join(c.after.split())}" for c in changes
+    )

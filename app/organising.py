@@ -11,10 +11,11 @@ from datetime import datetime
 from sqlmodel import Session, col, func, select
 
 from app import dashboard, documents
-from app.changes import Change, changes_between, encode
+from app.changes import Change, changes_between, encode, shown
+from app.dates import relative_to
 from app.eligibility import parse_domain_patterns
 from app.errors import Conflict, InvalidInput, NotFound
-from app.lifecycle import transition_refusal
+from app.lifecycle import RESULT, transition_refusal
 from app.models import (
     Amendment,
     AmendmentFlag,
@@ -250,11 +251,23 @@ def change_status(
         consultation.published_at = now
     if action == "close":
         consultation.closed_at = now
-    consultation.status = {"open": "open", "close": "closed", "publish": "published"}[action]
+    changed = [Change("Status", consultation.status, RESULT[action])]
+    if action == "close" and readiness.voting_close_at is not None:
+        # Closing early (or late) is worth a line: the log says by how much.
+        relation = relative_to(now, readiness.voting_close_at)
+        when = "at" if relation == "at" else relation
+        changed.append(
+            Change(
+                "Voting closed",
+                f"advertised for {shown(readiness.voting_close_at)}",
+                f"{shown(now)}, {when} the advertised time",
+            )
+        )
+    consultation.status = RESULT[action]
     if action == "close":
         consultation.ballots_sha256 = freeze_ballots(session, consultation)
     session.add(consultation)
-    audit(session, actor_id, action, f"consultation {slug}", "", consultation.id)
+    audit(session, actor_id, action, f"consultation {slug}", "", consultation.id, changed)
     session.commit()
     return consultation
 

@@ -33,6 +33,7 @@ def test_round_trip_and_text():
     assert decode(encode(changes)) == changes
     assert encode([]) == "" and decode("") == []
     assert spelled_out(changes[:1]) == "Title: Old → New"
+    assert spelled_out(changes) == "Title: Old → New; Wording: a b → a c"
     assert changes[1].is_wording and not changes[0].is_wording
     assert Change("Summary", "not set", "x" * 200).wording == ("", "x" * 200)
     assert shown(False) == "no" and shown("") == "not set"

@@ -74,6 +74,10 @@ def test_one_press_no_longer_closes_the_confirmation_page_does(organiser, seeded
     assert f'href="/organise/{SLUG}"' in page.text  # the way back
     done = post(organiser, f"/organise/{SLUG}/status", action="close", confirm="yes")
     assert done.status_code == 303 and stored(seeded).status == "closed"
+    # The audit log says how early it closed.
+    audit = text_of(organiser.get(f"/organise/{SLUG}/audit").text)
+    assert "Status : open → changed to closed" in audit
+    assert "4 weeks before the advertised time" in audit
 
 
 def test_a_refused_step_shows_the_task_list_not_a_dead_end(organiser, seeded):
