@@ -79,6 +79,10 @@ def identity_refusal(participant: Participant | None, window: Window) -> str | N
 
 def proposals_closed(window: Window, now: datetime) -> str | None:
     """Why no one may propose an amendment now, or None while proposals are open."""
+    if window.status == "closed":
+        return "This consultation has closed; the outcome will be published here."
+    if window.status == "published":
+        return "This consultation has closed and its outcome is published."
     if window.status != "open":
         return "This consultation is not open for amendments."
     if window.amendments_close_at is not None and now >= window.amendments_close_at:

@@ -121,7 +121,7 @@ FORM_RULES: dict[str, dict[str, TextRule]] = {
         "min_votes": _choice("Minimum votes"),
         "min_organisations": _choice("Minimum organisations"),
     },
-    "status": {"action": _choice("Action")},
+    "status": {"action": _choice("Action"), "confirm": _choice("Confirm")},
     "create": {
         "slug": TextRule("Web address", MAX_SLUG_CHARS),
         "eligible": TextRule("Eligible domains", MAX_DOMAINS_CHARS, multi_line=True),

@@ -79,6 +79,8 @@ def routes() -> list[Route | Mount]:
             "/organise/{slug}/details", organise.update_details, methods=["POST"], name="details"
         ),
         Route("/organise/{slug}/status", organise.change_status, methods=["POST"], name="status"),
+        Route("/organise/{slug}/close", organise.confirm_step, name="confirm_close"),
+        Route("/organise/{slug}/publish", organise.confirm_step, name="confirm_publish"),
         Route("/organise/{slug}/clauses/{number}/revise", organise.revise_form, name="revise_form"),
         Route(
             "/organise/{slug}/clauses/{number}/revise",

@@ -235,6 +235,10 @@ class AuditEntry(SQLModel, table=True):
     subject: str = Field(max_length=200)
     reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: datetime = Field(default_factory=utcnow)
+    # What an edit changed, before -> after, as JSON (app.changes); '' for other actions.
+    changes: str = Field(
+        default="", sa_column=Column(Text, nullable=False, default="", server_default="")
+    )
 
 
 class Ballot(SQLModel, table=True):

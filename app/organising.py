@@ -12,10 +12,12 @@ from datetime import datetime
 from sqlalchemy import event
 from sqlmodel import Session, col, func, select
 
-from app import documents
+from app import dashboard, documents
+from app.changes import Change, changes_between, encode, shown
+from app.dates import relative_to
 from app.eligibility import parse_domain_patterns
 from app.errors import Conflict, InvalidInput, NotFound
-from app.lifecycle import Readiness, transition_refusal
+from app.lifecycle import RESULT, transition_refusal
 from app.models import (
     Amendment,
     AmendmentFlag,
@@ -43,8 +45,11 @@ def audit(
     subject: str,
     reason: str = "",
     consultation_id: int | None = None,
+    changed: list[Change] | None = None,
 ) -> None:
     """Add one entry to the append-only audit log (committed with the caller's change).
+
+    ``changed`` lists what an edit changed, before -> after, shown on the log page.
 
     Lifecycle, moderation and decision events are logged at INFO too, with the user id
     only, once the change is committed (never for one that was rolled back).
@@ -68,8 +73,30 @@ def audit(
             action=action,
             subject=subject,
             reason=reason,
+            changes=encode(changed or []),
         )
     )
+
+
+DETAIL_LABELS = {
+    "title": "Title",
+    "summary": "Summary",
+    "eligible_domains": "Who may take part",
+    "amendments_close_at": "Amendments close",
+    "voting_close_at": "Voting closes",
+    "live_results": "Live results shown",
+    "min_votes": "Votes needed to carry",
+    "min_organisations": "Organisations needed to carry",
+}
+
+
+WORDING_LABELS = {"heading": "Heading", "text": "Wording"}
+
+
+def _details(consultation: Consultation) -> dict[str, object]:
+    values = {name: getattr(consultation, name) for name in DETAIL_LABELS}
+    values["eligible_domains"] = ", ".join(consultation.eligible_domains.split())
+    return values
 
 
 def _reason(reason: str, field: str = "reason", required: bool = True) -> str:
@@ -104,8 +131,15 @@ def create_from_document(
     slug: str | None,
     eligible: str,
     field: str = "document",
+    amendments_close_at: datetime | None = None,
+    voting_close_at: datetime | None = None,
 ) -> Consultation:
-    """Create a draft consultation from an uploaded Markdown document (as `redline import`)."""
+    """Create a draft consultation from an uploaded Markdown document (as `redline import`),
+    with its closing times when they are already known."""
+    if amendments_close_at and voting_close_at and amendments_close_at > voting_close_at:
+        raise InvalidInput(
+            {"amendments_close_at": "The amendment window must close before voting closes"}
+        )
     try:
         parsed = documents.parse(data)
     except documents.DocumentError as error:
@@ -113,7 +147,14 @@ def create_from_document(
         raise InvalidInput({field: f"{where}{error.message}"}) from None
     if slug:
         slug = documents.slugify(slug)
-    consultation = import_document(session, parsed, slug=slug, eligible_domains=eligible)
+    consultation = import_document(
+        session,
+        parsed,
+        slug=slug,
+        eligible_domains=eligible,
+        amendments_close_at=amendments_close_at,
+        voting_close_at=voting_close_at,
+    )
     audit(session, actor_id, "create", f"consultation {consultation.slug}", "", consultation.id)
     session.commit()
     return consultation
@@ -177,6 +218,7 @@ def update_details(
             thresholds[name] = int(text)
     if errors:
         raise InvalidInput(errors)
+    before = _details(consultation)
     for name, value in thresholds.items():
         setattr(consultation, name, value)
     if live_results is not None:
@@ -187,7 +229,8 @@ def update_details(
     consultation.amendments_close_at = amendments_close_at
     consultation.voting_close_at = voting_close_at
     session.add(consultation)
-    audit(session, actor_id, "edit", f"consultation {slug}", "", consultation.id)
+    changed = changes_between(before, _details(consultation), DETAIL_LABELS)
+    audit(session, actor_id, "edit", f"consultation {slug}", "", consultation.id, changed)
     session.commit()
     return consultation
 
@@ -201,15 +244,7 @@ def change_status(
     locked: every vote acknowledged before the close is in the record, none after.
     """
     consultation = _locked(session, _consultation(session, slug).id)
-    clause_count = session.exec(
-        select(func.count()).select_from(Clause).where(Clause.consultation_id == consultation.id)
-    ).one()
-    readiness = Readiness(
-        clause_count=clause_count,
-        eligible_domains=tuple(parse_domain_patterns(consultation.eligible_domains)),
-        amendments_close_at=consultation.amendments_close_at,
-        voting_close_at=consultation.voting_close_at,
-    )
+    readiness = dashboard.readiness(session, consultation)
     now = now or utcnow()
     refusal = transition_refusal(action, consultation.status, readiness, now)
     if refusal:
@@ -235,11 +270,23 @@ def change_status(
         consultation.published_at = now
     if action == "close":
         consultation.closed_at = now
-    consultation.status = {"open": "open", "close": "closed", "publish": "published"}[action]
+    changed = [Change("Status", consultation.status, RESULT[action])]
+    if action == "close" and readiness.voting_close_at is not None:
+        # Closing early (or late) is worth a line: the log says by how much.
+        relation = relative_to(now, readiness.voting_close_at)
+        when = "at" if relation == "at" else relation
+        changed.append(
+            Change(
+                "Voting closed",
+                f"advertised for {shown(readiness.voting_close_at)}",
+                f"{shown(now)}, {when} the advertised time",
+            )
+        )
+    consultation.status = RESULT[action]
     if action == "close":
         consultation.ballots_sha256 = freeze_ballots(session, consultation)
     session.add(consultation)
-    audit(session, actor_id, action, f"consultation {slug}", "", consultation.id)
+    audit(session, actor_id, action, f"consultation {slug}", "", consultation.id, changed)
     session.commit()
     return consultation
 
@@ -275,6 +322,11 @@ def revise_clause(
         f"clause {number} to version {version.version}",
         reason,
         consultation.id,
+        changes_between(
+            {"heading": current.heading, "text": current.text},
+            {"heading": heading, "text": text},
+            WORDING_LABELS,
+        ),
     )
     session.commit()
     return version
@@ -501,6 +553,11 @@ def write_final_wording(
         amendment.updated_at = utcnow()
         session.add(amendment)
     final = session.exec(select(FinalWording).where(FinalWording.clause_id == clause.id)).first()
+    before = (
+        {"heading": final.heading, "text": final.text}
+        if final is not None
+        else {"heading": current.heading, "text": current.text}
+    )
     if final is None:
         final = FinalWording(clause_id=clause.id, consultation_id=consultation.id, heading="")
     final.heading = heading
@@ -515,6 +572,7 @@ def write_final_wording(
         f"clause {number}" + (f" from {final.amendment_refs}" if chosen else ""),
         reason,
         consultation.id,
+        changes_between(before, {"heading": heading, "text": text}, WORDING_LABELS),
     )
     session.commit()
     return final

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import and_, func, union
 from sqlmodel import Session, col, select
 
+from app.changes import Change, decode
 from app.errors import NotFound
 from app.input_rules import is_clause_number, is_slug
 from app.lifecycle import results_visible
@@ -457,6 +458,7 @@ class AuditLine:
     action: str
     subject: str
     reason: str
+    changes: list[Change] = field(default_factory=list)
 
 
 def audit_lines(session: Session, consultation_id: int) -> list[AuditLine]:
@@ -476,6 +478,7 @@ def audit_lines(session: Session, consultation_id: int) -> list[AuditLine]:
             action=entry.action,
             subject=entry.subject,
             reason=entry.reason,
+            changes=decode(entry.changes),
         )
         for entry, user in rows
     ]

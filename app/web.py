@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import functools
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import jinja2
 from starlette.requests import Request
@@ -15,25 +13,12 @@ from starlette.templating import Jinja2Templates
 
 from app import people, textdiff
 from app.auth import CSRF_FIELD, csrf_token, current_user, role_of
+from app.dates import london_time
 from app.lifecycle import results_visible
 from app.proposals import wording_fingerprint
 from app.security_headers import NONCE_KEY
 
-LONDON = ZoneInfo("Europe/London")
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
-
-
-def london_time(value: datetime | None) -> str:
-    """A UTC time as GOV.UK style shows it in Europe/London: '24 November 2026 at 2:05pm'."""
-    if value is None:
-        return ""
-    local = value.astimezone(LONDON)
-    hour = local.hour % 12 or 12
-    suffix = "am" if local.hour < 12 else "pm"
-    clock = f"{hour}{suffix}" if local.minute == 0 else f"{hour}:{local.minute:02d}{suffix}"
-    if local.hour == 12 and local.minute == 0:
-        clock = "midday"
-    return f"{local.day} {local:%B %Y} at {clock}"
 
 
 def paragraphs(text: str) -> list[str]:

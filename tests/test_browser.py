@@ -285,6 +285,9 @@ def test_organiser_closes_decides_publishes_and_downloads(browser, organiser_ser
     page.get_by_role("link", name="Social media guidance for public-sector workers").click()
     journey.check()
     page.get_by_role("button", name="Close the consultation").click()
+    assert "Are you sure you want to close" in page.inner_text("h1")
+    journey.check()
+    page.get_by_role("button", name="Yes, close it now").click()
     assert "The consultation is closed" in page.inner_text("body")
     journey.check()
     page.get_by_role("link", name="Accept or reject amendments").click()
@@ -293,7 +296,7 @@ def test_organiser_closes_decides_publishes_and_downloads(browser, organiser_ser
     # accepted change to one clause would be refused (see tests/test_decisions.py).
     first_of_clause = page.evaluate(
         """() => [...document.querySelectorAll('.app-amendment')].map(
-            e => e.previousElementSibling !== null && e.previousElementSibling.tagName === 'H3')"""
+            e => e.parentElement.firstElementChild === e)"""
     )
     assert first_of_clause.count(True) >= 4
     for index, first in enumerate(first_of_clause):
@@ -308,10 +311,11 @@ def test_organiser_closes_decides_publishes_and_downloads(browser, organiser_ser
     assert "Final wording of clause 7" in page.inner_text("h1")
     journey.check()
     journey.goto("/organise/social-media-guidance")
-    page.get_by_role("button", name="Publish the consultation").click()
+    page.get_by_role("button", name="Publish the outcome").click()
+    page.get_by_role("button", name="Yes, publish the outcome").click()
     assert "The outcome is published" in page.inner_text("body")
     journey.goto("/consultations/social-media-guidance/report")
-    assert "Ranked amendment report" in page.inner_text("h1")
+    assert "Outcome of the consultation" in page.inner_text("h1")
     with page.expect_download() as download:
         page.get_by_role("link", name="CSV", exact=True).click()
     saved = tmp_path / "report.csv"

@@ -416,7 +416,7 @@ def test_closing_while_people_vote_freezes_exactly_what_was_acknowledged(live: L
     casts, close = race(
         live,
         amendments,
-        lambda: olive.post(f"/organise/{SLUG}/status", {"action": "close"}),
+        lambda: olive.post(f"/organise/{SLUG}/status", {"action": "close", "confirm": "yes"}),
         action_at=RACE_SECONDS / 3,
     )
     outcomes = [c.outcome for c in casts]

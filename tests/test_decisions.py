@@ -36,13 +36,13 @@ from tests.test_report_agreement import (
     report_of,
     table_rows,
 )
+from tests.utils.forms import closing_fields
 from tests.utils.sessions import force_login
 
 DETAILS = {
     "summary": "",
     "eligible_domains": "*.gov.uk, *.nhs.uk, *.police.uk",
-    "amendments_close_at": "",
-    "voting_close_at": "2099-02-01T12:00",
+    **closing_fields(voting="2099-02-01T12:00"),
 }
 
 
@@ -288,7 +288,7 @@ def test_publishing_with_an_unresolved_clause_is_refused(seeded):
         report = report_of(seeded, DEMO)
         result = next(r for r in report.outcome.clauses if r.clause.number == "7")
         assert result.unresolved and result.consolidated[0].text == result.clause.text
-        refused = post(client, f"/organise/{DEMO}/status", action="publish")
+        refused = post(client, f"/organise/{DEMO}/status", action="publish", confirm="yes")
         assert refused.status_code == 409
         assert "Resolve clause 7 before publishing" in refused.text
         consultation = seeded.call(lambda s: consultation_by_slug(s, DEMO, include_drafts=True))
@@ -306,7 +306,10 @@ def test_publishing_with_an_unresolved_clause_is_refused(seeded):
             reason="Merged both.",
         )
         assert saved.status_code == 303, saved.text
-        assert post(client, f"/organise/{DEMO}/status", action="publish").status_code == 303
+        assert (
+            post(client, f"/organise/{DEMO}/status", action="publish", confirm="yes").status_code
+            == 303
+        )
 
 
 # The consolidated text is the outcome table
@@ -575,7 +578,10 @@ def test_with_live_results_off_the_ranking_and_counts_are_hidden(database):
         # Once the outcome is published, everything is shown.
         close(organiser, slug)
         decide_everything(organiser, database, slug)
-        assert post(organiser, f"/organise/{slug}/status", action="publish").status_code == 303
+        assert (
+            post(organiser, f"/organise/{slug}/status", action="publish", confirm="yes").status_code
+            == 303
+        )
         with closing(TestClient(app, follow_redirects=False)) as visitor:
             page = visitor.get(f"/consultations/{slug}/clauses/1?sort=supported").text
             assert '<strong aria-current="true">Most supported</strong>' in page

@@ -25,6 +25,7 @@ from app.ranking import Rules
 from app.summary import AMENDMENT_FIELDS
 from tests.conftest import settings_for
 from tests.test_report_agreement import workbook_rows
+from tests.utils.forms import closing_fields
 from tests.utils.sessions import force_login
 
 SLUG = "social-media-guidance"
@@ -111,7 +112,10 @@ def decision_plan(database: Database) -> list[tuple[int, str]]:
 
 
 def close_and_decide(organiser, database) -> None:
-    assert post(organiser, f"/organise/{SLUG}/status", action="close").status_code == 303
+    assert (
+        post(organiser, f"/organise/{SLUG}/status", action="close", confirm="yes").status_code
+        == 303
+    )
     for i, (amendment_id, decision) in enumerate(decision_plan(database)):
         response = post(
             organiser,
@@ -163,22 +167,25 @@ def test_organisers_named_in_configuration_see_the_organiser_pages(organiser):
 
 @pytest.mark.parametrize("action", ["open", "publish"])
 def test_illegal_jumps_are_refused_with_a_clear_message(organiser, seeded, action):
-    response = post(organiser, f"/organise/{SLUG}/status", action=action)
+    response = post(organiser, f"/organise/{SLUG}/status", action=action, confirm="yes")
     assert response.status_code == 409
     assert "draft to open to closed to published" in response.text
     assert audit_actions(seeded) == []
 
 
 def test_publishing_needs_a_decision_on_every_amendment(organiser, seeded):
-    post(organiser, f"/organise/{SLUG}/status", action="close")
-    response = post(organiser, f"/organise/{SLUG}/status", action="publish")
+    post(organiser, f"/organise/{SLUG}/status", action="close", confirm="yes")
+    response = post(organiser, f"/organise/{SLUG}/status", action="publish", confirm="yes")
     assert response.status_code == 409
     assert "Decide on every amendment" in response.text
 
 
 def test_close_decide_publish_writes_the_audit_log(organiser, public, seeded):
     close_and_decide(organiser, seeded)
-    assert post(organiser, f"/organise/{SLUG}/status", action="publish").status_code == 303
+    assert (
+        post(organiser, f"/organise/{SLUG}/status", action="publish", confirm="yes").status_code
+        == 303
+    )
     actions = audit_actions(seeded)
     assert actions[0] == "close" and actions[-1] == "publish"
     assert {"accept", "reject"} <= set(actions)
@@ -196,7 +203,7 @@ def test_close_decide_publish_writes_the_audit_log(organiser, public, seeded):
     "statement", ["UPDATE audit_entry SET reason = 'rewritten'", "DELETE FROM audit_entry"]
 )
 def test_the_audit_log_is_append_only_in_the_database(organiser, seeded, statement):
-    post(organiser, f"/organise/{SLUG}/status", action="close")
+    post(organiser, f"/organise/{SLUG}/status", action="close", confirm="yes")
     engine = seeded.engine
     with pytest.raises(DBAPIError), engine.begin() as connection:
         connection.execute(text(statement))
@@ -220,8 +227,10 @@ def test_a_draft_needs_domains_and_a_voting_close_before_it_opens(organiser, see
         title="Live streaming",
         summary="",
         eligible_domains="*.gov.uk, nhs.net",
-        amendments_close_at="2099-01-01T12:00",
-        voting_close_at="2099-02-01T12:00",
+        **{"amendments_close_at-day": "1", "amendments_close_at-month": "1"},
+        **{"amendments_close_at-year": "2099", "amendments_close_at-time": "12:00"},
+        **{"voting_close_at-day": "1", "voting_close_at-month": "2"},
+        **{"voting_close_at-year": "2099", "voting_close_at-time": "midday"},
     )
     assert saved.status_code == 303
     assert post(organiser, f"/organise/{slug}/status", action="open").status_code == 303
@@ -237,10 +246,19 @@ def test_a_draft_needs_domains_and_a_voting_close_before_it_opens(organiser, see
     [
         ({"title": ""}, "title", "Enter a title"),
         ({"eligible_domains": "someone@gov.uk"}, "eligible_domains", "is not a domain pattern"),
-        ({"voting_close_at": "next tuesday"}, "voting_close_at", "Enter a date and time"),
         (
-            {"amendments_close_at": "2099-03-01T12:00", "voting_close_at": "2099-02-01T12:00"},
-            "amendments_close_at",
+            closing_fields(voting="2099-02-30T12:00"),
+            "voting_close_at-day",
+            "Voting closes must be a real date",
+        ),
+        (
+            closing_fields(voting="next tuesday"),
+            "voting_close_at-month",
+            "Voting closes must include a month, a year and a time",
+        ),
+        (
+            closing_fields(amendments="2099-03-01T12:00", voting="2099-02-01T12:00"),
+            "amendments_close_at-day",
             "must close before voting closes",
         ),
     ],
@@ -252,15 +270,15 @@ def test_editing_details_reports_errors_next_to_the_field(
         "title": "Social media guidance",
         "summary": "",
         "eligible_domains": "*.gov.uk",
-        "amendments_close_at": "",
-        "voting_close_at": "2099-02-01T12:00",
+        **closing_fields(voting="2099-02-01T12:00"),
         "min_votes": "5",
         "min_organisations": "2",
         **fields,
     }
     response = post(organiser, f"/organise/{SLUG}/details", **form)
     assert response.status_code == 422
-    assert f'href="#{field}"' in response.text and f'id="{field}-error"' in response.text
+    error_id = field.split("-")[0]  # a date input's message belongs to the whole input
+    assert f'href="#{field}"' in response.text and f'id="{error_id}-error"' in response.text
     assert message in response.text
     stored = seeded.call(lambda s: s.exec(select(Consultation)).one())
     assert stored.title == "Social media guidance for public-sector workers"
@@ -274,8 +292,7 @@ def test_live_results_can_be_switched_while_open_and_thresholds_set_while_draft(
         "title": "Social media guidance for public-sector workers",
         "summary": "",
         "eligible_domains": "*.gov.uk",
-        "amendments_close_at": "",
-        "voting_close_at": "2099-02-01T12:00",
+        **closing_fields(voting="2099-02-01T12:00"),
         "min_votes": "5",
         "min_organisations": "2",
     }
@@ -406,7 +423,10 @@ def test_after_closing_moderation_only_withholds_text_and_cannot_bring_back_the_
     moderate = "/organise/amendments/{}/moderate"
     hidden = post(organiser, moderate.format(before_close), action="hide", reason="Abusive.")
     assert hidden.status_code == 303
-    assert post(organiser, f"/organise/{SLUG}/status", action="close").status_code == 303
+    assert (
+        post(organiser, f"/organise/{SLUG}/status", action="close", confirm="yes").status_code
+        == 303
+    )
     # Hidden before the close: not in the record, and it cannot be put back into it.
     refused = post(organiser, moderate.format(before_close), action="restore", reason="Oops.")
     assert refused.status_code == 409
@@ -443,7 +463,7 @@ def test_moderation_needs_a_reason(organiser, seeded):
 
 def test_report_visibility_follows_the_lifecycle(organiser, participant, public, seeded):
     assert public.get(f"/consultations/{SLUG}/report").status_code == 409
-    post(organiser, f"/organise/{SLUG}/status", action="close")
+    post(organiser, f"/organise/{SLUG}/status", action="close", confirm="yes")
     assert organiser.get(f"/consultations/{SLUG}/report").status_code == 200
     assert participant.get(f"/consultations/{SLUG}/report").status_code == 403
     assert public.get(f"/consultations/{SLUG}/report.csv").status_code == 403
@@ -490,7 +510,7 @@ def test_each_export_opens_in_a_real_reader_and_matches_the_report(organiser, se
 
 def test_the_ballot_file_reproduces_the_published_order(organiser, public, seeded, tmp_path):
     close_and_decide(organiser, seeded)
-    post(organiser, f"/organise/{SLUG}/status", action="publish")
+    post(organiser, f"/organise/{SLUG}/status", action="publish", confirm="yes")
     ballot_file = public.get(f"/consultations/{SLUG}/ballots.csv")
     assert ballot_file.status_code == 200
     lines = ballot_file.text.splitlines()
@@ -542,7 +562,7 @@ def test_redline_export_writes_every_format(organiser, seeded, tmp_path):
 
 def test_no_export_or_report_page_reveals_emails_user_ids_or_votes(organiser, public, seeded):
     close_and_decide(organiser, seeded)
-    post(organiser, f"/organise/{SLUG}/status", action="publish")
+    post(organiser, f"/organise/{SLUG}/status", action="publish", confirm="yes")
     users = seeded.call(lambda s: s.exec(select(User.id, User.email)).all())
     bodies = {}
     for path in (
@@ -585,7 +605,7 @@ def test_empty_reasons_are_reported_next_to_the_field(organiser, participant, se
     hide = post(organiser, f"/organise/amendments/{target}/moderate", action="hide", reason="")
     assert hide.status_code == 422
     assert f'id="reason-{target}-error"' in hide.text and "Enter a reason" in hide.text
-    post(organiser, f"/organise/{SLUG}/status", action="close")
+    post(organiser, f"/organise/{SLUG}/status", action="close", confirm="yes")
     decide = post(organiser, f"/organise/amendments/{target}/decide", decision="accept", reason="")
     assert decide.status_code == 422
     assert f'href="#reason-{target}"' in decide.text

@@ -283,7 +283,7 @@ def post(client: TestClient, path: str, **data):
 
 
 def close(client: TestClient, slug: str) -> None:
-    response = post(client, f"/organise/{slug}/status", action="close")
+    response = post(client, f"/organise/{slug}/status", action="close", confirm="yes")
     assert response.status_code == 303, response.text
 
 
@@ -642,14 +642,21 @@ def assert_all_agree(found: dict, consultation: Consultation) -> None:
     # Turnout: the page and the JSON say the same.
     document = json.loads(found["exports"]["json"])
     turnout = document["turnout"]
+
+    def people(n: int) -> str:
+        return f"{n:,} {'person' if n == 1 else 'people'}"
+
     if turnout["voters"] is None:
         # Withheld totals (app.disclosure): only the bound, on the page as in the JSON.
-        assert f"{turnout['participants'].capitalize()} participants." in page
+        bound = turnout["participants"]
+        assert f"{bound[:1].upper()}{bound[1:]} people took part." in page
+        assert "How many people proposed and how many voted is not shown" in page
     else:
         assert (
-            f"{turnout['participants']} participants: {turnout['proposers']} proposed "
-            f"amendments and {turnout['voters']} voted." in page
+            f"{people(turnout['participants'])} took part. "
+            f"{people(turnout['proposers'])} proposed " in page
         )
+        assert f"and {people(turnout['voters'])} cast" in page
 
     # Every export: the same columns, the same lines.
     for fmt, body in found["exports"].items():
@@ -905,7 +912,9 @@ def test_restoring_after_publishing_is_refused(database, tmp_path):
         assert hidden.status_code == 303
         before = statements(client, database, generated.slug, tmp_path)
         decide_everything(client, database, generated.slug, reject={ref})
-        published = post(client, f"/organise/{generated.slug}/status", action="publish")
+        published = post(
+            client, f"/organise/{generated.slug}/status", action="publish", confirm="yes"
+        )
         assert published.status_code == 303, published.text
         refused = post(
             client, f"/organise/amendments/{target}/moderate", action="restore", reason="Sorry."

@@ -11,6 +11,7 @@ from app import queries
 from app.auth import current_user
 from app.eligibility import proposal_refusal, vote_refusal
 from app.models import utcnow
+from app.published import clause_result
 from app.services import participant_of, window_of
 from app.web import render
 
@@ -101,6 +102,9 @@ async def clause(request: Request, errors: dict | None = None) -> Response:
                 for row in page.amendments
             },
             "errors": errors or {},
+            "outcome": await request.app.state.database.run(
+                clause_result, page.consultation, page.clause.number
+            ),
         },
         status_code=422 if errors else 200,
     )

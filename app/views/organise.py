@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
+from datetime import datetime
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from app import lifecycle, organising, queries
+from app import dates, lifecycle, organising, queries, tasklist
 from app.auth import csrf_protected, require_organiser
 from app.cells import CsvWriter
+from app.changes import spelled_out
+from app.dashboard import amendments_by_status, participation, task_facts
 from app.documents import MAX_DOCUMENT_BYTES
 from app.errors import Conflict, InvalidInput, NotFound
 from app.input_rules import FORM_RULES, field_problems
 from app.models import Amendment
 from app.reporting import build_report
-from app.web import LONDON, form_fields, london_time, redirect, render
+from app.web import form_fields, london_time, redirect, render
 
 
 async def index(request: Request) -> Response:
@@ -34,17 +36,22 @@ async def _dashboard_context(request: Request, slug: str) -> dict:
         return (
             consultation,
             queries.clause_rows(session, consultation.id),
-            queries.moderation_queue_size(session, consultation.id),
+            task_facts(session, consultation),
+            participation(session, consultation),
         )
 
-    consultation, clauses, queue = await request.app.state.database.run(load)
+    consultation, clauses, facts, figures = await request.app.state.database.run(load)
     return {
         "consultation": consultation,
         "clauses": clauses,
-        "queue_size": queue,
+        "queue_size": facts.queue_size,
+        "stages": tasklist.stages(facts),
+        "participation": figures,
         "actions": lifecycle.available_actions(consultation.status),
         "action_labels": lifecycle.LABELS,
         "errors": {},
+        "field_ids": {},
+        "date_parts": {},
         "form": _details_form(consultation),
     }
 
@@ -54,32 +61,45 @@ def _details_form(consultation) -> dict:
         "title": consultation.title,
         "summary": consultation.summary,
         "eligible_domains": consultation.eligible_domains.replace("\n", ", "),
-        "amendments_close_at": _local_input(consultation.amendments_close_at),
-        "voting_close_at": _local_input(consultation.voting_close_at),
+        "amendments_close_at": dates.entry_of(consultation.amendments_close_at),
+        "voting_close_at": dates.entry_of(consultation.voting_close_at),
         "live_results": "yes" if consultation.live_results else "no",
         "min_votes": str(consultation.min_votes),
         "min_organisations": str(consultation.min_organisations),
     }
 
 
-def _local_input(value: datetime | None) -> str:
-    return value.astimezone(LONDON).strftime("%Y-%m-%dT%H:%M") if value else ""
+DATE_FIELDS = {"amendments_close_at": "Amendments close", "voting_close_at": "Voting closes"}
 
 
-def _parse_local(value: str, field: str, errors: dict) -> datetime | None:
-    """A datetime-local field, read as UK time and stored in UTC."""
-    if not value.strip():
-        return None
-    try:
-        local = datetime.strptime(value.strip(), "%Y-%m-%dT%H:%M")
-    except ValueError:
-        errors[field] = "Enter a date and time, for example 31/12/2026 17:00"
-        return None
-    return local.replace(tzinfo=LONDON).astimezone(UTC)
+async def _date_fields(request: Request) -> dict[str, dates.DateEntry]:
+    """The day, month, year and time typed for each closing time, as sent."""
+    names = [f"{field}-{part}" for field in DATE_FIELDS for part in dates.PARTS]
+    values = await form_fields(request, *names)
+    return {
+        field: dates.DateEntry(*(values[f"{field}-{part}"] for part in dates.PARTS))
+        for field in DATE_FIELDS
+    }
+
+
+def _parse_dates(
+    entries: dict[str, dates.DateEntry], errors: dict, field_ids: dict, date_parts: dict
+) -> dict[str, datetime | None]:
+    """Each closing time in UTC; a wrong one adds its message and the parts to highlight."""
+    parsed: dict[str, datetime | None] = {}
+    for field, label in DATE_FIELDS.items():
+        try:
+            parsed[field] = dates.parse_london(entries[field], label)
+        except dates.DateEntryError as wrong:
+            parsed[field] = None
+            errors[field] = wrong.problem.message
+            field_ids[field] = f"{field}-{wrong.problem.first_part}"
+            date_parts[field] = wrong.problem.parts
+    return parsed
 
 
 async def dashboard(request: Request) -> Response:
-    """One consultation: its details form, lifecycle actions, clauses and queues."""
+    """One consultation: its task list, figures, details form, lifecycle actions and clauses."""
     await require_organiser(request)
     context = await _dashboard_context(request, request.path_params["slug"])
     return await render(request, "organise/consultation.html", context)
@@ -95,19 +115,15 @@ async def update_details(request: Request) -> Response:
         "title",
         "summary",
         "eligible_domains",
-        "amendments_close_at",
-        "voting_close_at",
         "live_results",
         "min_votes",
         "min_organisations",
     )
-    errors = field_problems(fields, FORM_RULES["details"])
-    amendments_close_at = voting_close_at = None
-    if not errors:
-        amendments_close_at = _parse_local(
-            fields["amendments_close_at"], "amendments_close_at", errors
-        )
-        voting_close_at = _parse_local(fields["voting_close_at"], "voting_close_at", errors)
+    entries = await _date_fields(request)
+    errors: dict[str, str] = field_problems(fields, FORM_RULES["details"])
+    field_ids: dict[str, str] = {}
+    date_parts: dict[str, tuple[str, ...]] = {}
+    closing = _parse_dates(entries, errors, field_ids, date_parts)
     try:
         if errors:
             raise InvalidInput(errors)
@@ -118,8 +134,8 @@ async def update_details(request: Request) -> Response:
             title=fields["title"],
             summary=fields["summary"],
             eligible_domains=fields["eligible_domains"],
-            amendments_close_at=amendments_close_at,
-            voting_close_at=voting_close_at,
+            amendments_close_at=closing["amendments_close_at"],
+            voting_close_at=closing["voting_close_at"],
             live_results={"yes": True, "no": False}.get(fields["live_results"]),
             min_votes=fields["min_votes"] or None,
             min_organisations=fields["min_organisations"] or None,
@@ -127,28 +143,91 @@ async def update_details(request: Request) -> Response:
     except InvalidInput as failed:
         context = await _dashboard_context(request, slug)
         context["errors"] = {**errors, **failed.errors}
-        context["form"] = fields
+        for field in DATE_FIELDS:
+            if field in failed.errors and field not in date_parts:
+                # Refused as a whole (say, amendments closing after voting): every part.
+                field_ids[field] = f"{field}-day"
+                date_parts[field] = dates.PARTS
+        context["field_ids"] = field_ids
+        context["date_parts"] = date_parts
+        context["form"] = {**fields, **entries}
         return await render(request, "organise/consultation.html", context, status_code=422)
     return redirect(f"/organise/{slug}?saved=details")
 
 
+CONFIRMED_STEPS = ("close", "publish")
+
+
 @csrf_protected
 async def change_status(request: Request) -> Response:
-    """Open, close or publish."""
+    """Open, close or publish.
+
+    Closing and publishing cannot be undone, so they happen only from their
+    confirmation page (``confirm=yes``); a bare press is sent there first. A refusal
+    shows the dashboard with what is still to do, never a dead end.
+    """
     user = await require_organiser(request)
     slug = request.path_params["slug"]
-    action = (await form_fields(request, "action"))["action"]
-    if problems := field_problems({"action": action}, FORM_RULES["status"]):
+    fields = await form_fields(request, "action", "confirm")
+    action = fields["action"]
+    if problems := field_problems(fields, FORM_RULES["status"]):
         raise InvalidInput(problems)
-    await request.app.state.database.write(organising.change_status, user.id, slug, action)
+    if action in CONFIRMED_STEPS and fields["confirm"] != "yes":
+        return redirect(f"/organise/{slug}/{action}")
+    try:
+        await request.app.state.database.write(organising.change_status, user.id, slug, action)
+    except Conflict as refused:
+        return await _refused(request, slug, action, refused.message)
     return redirect(f"/organise/{slug}?saved={action}")
+
+
+async def _refused(request: Request, slug: str, action: str, message: str) -> Response:
+    """The dashboard, its task list and the reason a step was refused (409)."""
+    context = await _dashboard_context(request, slug)
+    # The refusal heads the error summary and links to the task list below it.
+    context["errors"] = {"tasks": message}
+    return await render(request, "organise/consultation.html", context, status_code=409)
+
+
+async def confirm_step(request: Request) -> Response:
+    """ "Are you sure ...?": what closing or publishing changes, before it is done."""
+    await require_organiser(request)
+    slug = request.path_params["slug"]
+    action = request.url.path.rstrip("/").rsplit("/", 1)[-1]  # "close" or "publish"
+
+    def load(session):
+        consultation = queries.consultation_by_slug(session, slug, include_drafts=True)
+        by_status = amendments_by_status(session, consultation.id)
+        return consultation, task_facts(session, consultation), by_status["accepted"]
+
+    consultation, facts, accepted = await request.app.state.database.run(load)
+    refusal = lifecycle.transition_refusal(action, consultation.status)
+    remaining = tasklist.blockers(facts, action)
+    if action == "publish" and remaining and not refusal:
+        refusal = "Publishing needs every amendment decided and every clause resolved."
+    if refusal:
+        return await _refused(request, slug, action, refusal)
+    if action == "close":
+        confirmation = tasklist.close_confirmation(
+            consultation.title, consultation.voting_close_at, facts.now
+        )
+    else:
+        confirmation = tasklist.publish_confirmation(consultation.title, facts.amendments, accepted)
+    return await render(
+        request,
+        "organise/confirm.html",
+        {"consultation": consultation, "action": action, "confirmation": confirmation},
+    )
 
 
 async def new_form(request: Request) -> Response:
     """Upload a Markdown document to create a draft consultation."""
     await require_organiser(request)
+    form = dict.fromkeys(DATE_FIELDS, dates.DateEntry())
     return await render(
-        request, "organise/new.html", {"errors": {}, "form": {}, "max_bytes": MAX_DOCUMENT_BYTES}
+        request,
+        "organise/new.html",
+        {"errors": {}, "form": form, "max_bytes": MAX_DOCUMENT_BYTES},
     )
 
 
@@ -162,7 +241,10 @@ async def create(request: Request) -> Response:
         k: form.get(k) if isinstance(form.get(k), str) else ""
         for k in ("slug", "eligible", "document_text")
     }
-    errors = field_problems(fields, FORM_RULES["create"])
+    entries = await _date_fields(request)
+    errors: dict[str, str] = field_problems(fields, FORM_RULES["create"])
+    field_ids: dict[str, str] = {}
+    date_parts: dict[str, tuple[str, ...]] = {}
     data = b""
     has_file = upload is not None and not isinstance(upload, str) and bool(upload.filename)
     if fields["document_text"].strip() and not has_file and not errors:
@@ -176,6 +258,8 @@ async def create(request: Request) -> Response:
         data = await upload.read(MAX_DOCUMENT_BYTES + 1)
         if len(data) > MAX_DOCUMENT_BYTES:
             errors["document"] = f"The file must be smaller than {MAX_DOCUMENT_BYTES:,} bytes"
+    # After the document's own checks, so the error summary follows the page's order.
+    closing = _parse_dates(entries, errors, field_ids, date_parts)
     try:
         if errors:
             raise InvalidInput(errors)
@@ -186,12 +270,22 @@ async def create(request: Request) -> Response:
             fields["slug"] or None,
             fields["eligible"],
             "document" if has_file else "document_text",
+            **closing,
         )
     except InvalidInput as failed:
+        for field in DATE_FIELDS:
+            if field in failed.errors and field not in date_parts:
+                field_ids[field], date_parts[field] = f"{field}-day", dates.PARTS
         return await render(
             request,
             "organise/new.html",
-            {"errors": failed.errors, "form": fields, "max_bytes": MAX_DOCUMENT_BYTES},
+            {
+                "errors": {**errors, **failed.errors},
+                "form": {**fields, **entries},
+                "field_ids": field_ids,
+                "date_parts": date_parts,
+                "max_bytes": MAX_DOCUMENT_BYTES,
+            },
             status_code=422,
         )
     return redirect(f"/organise/{consultation.slug}?saved=created")
@@ -443,10 +537,17 @@ async def audit_csv(request: Request) -> Response:
     def rows():
         buffer = io.StringIO()
         writer = CsvWriter(buffer, lineterminator="\r\n")
-        writer.writerow(["when (UK time)", "who", "action", "subject", "reason"])
+        writer.writerow(["when (UK time)", "who", "action", "subject", "reason", "changes"])
         for line in lines:
             writer.writerow(
-                [london_time(line.when), line.who, line.action, line.subject, line.reason]
+                [
+                    london_time(line.when),
+                    line.who,
+                    line.action,
+                    line.subject,
+                    line.reason,
+                    spelled_out(line.changes),
+                ]
             )
         yield buffer.getvalue().encode("utf-8")
 

@@ -5,6 +5,8 @@ Organisers see it once the consultation closes; everyone once the outcome is pub
 
 from __future__ import annotations
 
+from collections import Counter
+
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -14,7 +16,8 @@ from app.briefing import opened_at
 from app.errors import Conflict, NotAllowed, NotFound
 from app.exports import FORMATS, export_stream
 from app.models import Consultation
-from app.reporting import frozen_report
+from app.plain_summary import PlainSummary, plain_summary
+from app.reporting import Report, frozen_report
 from app.tallies import ballot_file as ballot_file_chunks
 from app.web import render
 
@@ -41,12 +44,37 @@ async def _visible_consultation(request: Request) -> Consultation:
     )
 
 
+def summary_of(report: Report) -> PlainSummary:
+    """ "We asked, you said, we did" from the report's own figures and outcome."""
+    by_clause = Counter(row.ranked.clause_ref for row in report.rows)
+    reasons = {
+        row.ranked.ref: row.amendment.status_reason or ""
+        for row in report.rows
+        if row.decision and not row.amendment.withheld
+    }
+    return plain_summary(
+        report.consultation.title,
+        report.outcome,
+        participants=report.turnout["participants"],
+        proposers=report.turnout["proposers"],
+        voters=report.turnout["voters"],
+        amendments=len(report.rows),
+        votes=sum(row.ranked.votes for row in report.rows),
+        amendments_by_clause=by_clause,
+        reasons=reasons,
+        published=report.consultation.status == "published",
+    )
+
+
 async def report(request: Request) -> Response:
-    """The report page: ranking, decisions, turnout, charts and the consolidated text."""
+    """The report page: a plain-English summary first, then the outcome, ranking, turnout,
+    charts, the consolidated text and, last, how to check it."""
     consultation = await _visible_consultation(request)
     built = await request.app.state.database.run(frozen_report, consultation)
     return await render(
-        request, "report/report.html", {"consultation": consultation, "report": built}
+        request,
+        "report/report.html",
+        {"consultation": consultation, "report": built, "summary": summary_of(built)},
     )
 
 
