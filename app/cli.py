@@ -15,6 +15,7 @@ from app import ballots, documents, metrics
 from app.db import Database, migrate
 from app.errors import RedlineError
 from app.observability import configure_logging
+from app.oidc import check_issuers_at_start
 from app.ranking import DEFAULT_RULES, Rules
 from app.seeding import seed
 from app.services import import_document
@@ -98,8 +99,9 @@ def serve_command(
 ) -> None:
     """Serve the web app with uvicorn.
 
-    Refuses to start (naming the variable) with settings fit only for a demo, or a
-    database that cannot be reached or whose schema is older than the code.
+    Refuses to start (naming the variable) with settings fit only for a demo, a
+    database that cannot be reached or whose schema is older than the code, or an
+    identity provider whose discovery document names another issuer.
     """
     import uvicorn
 
@@ -109,6 +111,7 @@ def serve_command(
     try:
         check_settings(settings)
         check_schema(database)
+        check_issuers_at_start(settings)
     except SettingsError as error:
         ctx.fail(str(error))
     finally:

@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.errors import RedlineError
-from app.settings import OidcProvider, Settings
+from app.settings import OidcProvider, Settings, SettingsError
 
 log = logging.getLogger("redline.oidc")
 
@@ -92,6 +92,36 @@ async def checked_metadata(client, provider: OidcProvider) -> dict:
             "trust it. Tell the people who run this service."
         )
     return metadata
+
+
+def check_issuers_at_start(settings: Settings) -> None:
+    """Refuse to start when a provider's discovery document names another issuer.
+
+    OpenID Connect Discovery 1.0, 4.3: the issuer a provider advertises must equal the
+    one it was configured with. Each discovery document is read once here, and the
+    SettingsError names the variable to fix. A provider that cannot be reached now is
+    logged and left to ``checked_metadata``, which checks again at every sign-in: one
+    provider being down must not stop Redline or its other providers.
+    """
+    for provider in settings.oidc_providers:
+        try:
+            answer = httpx2.get(provider.metadata_url, timeout=settings.oidc_timeout)
+            answer.raise_for_status()
+            advertised = str(answer.json().get("issuer") or "")
+        except (httpx2.HTTPError, ValueError, AttributeError) as error:
+            log.warning(
+                "identity provider %s not checked at start-up (%s): its issuer is checked "
+                "at each sign-in instead",
+                provider.name,
+                type(error).__name__,
+            )
+            continue
+        if advertised.rstrip("/") != provider.issuer:
+            raise SettingsError(
+                f"{issuer_variable(provider)} is {provider.issuer!r}, but that provider's "
+                f"discovery document names the issuer {printable(advertised, 200)}: they "
+                "must be equal (OpenID Connect Discovery 1.0, 4.3)"
+            )
 
 
 @dataclass(frozen=True)

@@ -119,3 +119,48 @@ def test_a_replayed_pre_callback_cookie_cannot_use_its_state_twice(app_client, b
         assert "expired or has already been used" in response.text
         assert signed_in_name(replayer) is None
     assert user_count(seeded) == before
+
+
+def test_serve_refuses_to_start_when_a_provider_advertises_another_issuer(seeded, provider):
+    """`redline serve` reads each discovery document once and names the variable to fix."""
+    from click.testing import CliRunner
+
+    from app.cli import main
+    from app.oidc import check_issuers_at_start
+
+    env = {
+        "REDLINE_DATABASE_URL": seeded.url,
+        "REDLINE_SECRET_KEY": "a-secret-key-that-is-long-enough",
+        "REDLINE_BASE_URL": "http://127.0.0.1:8000",
+        "REDLINE_DEMO": "",
+        "REDLINE_OIDC_PROVIDERS": "work",
+        "REDLINE_OIDC_WORK_ISSUER": provider.issuer,
+        "REDLINE_OIDC_WORK_CLIENT_ID": "redline",
+        "REDLINE_OIDC_WORK_CLIENT_SECRET": "a-client-secret",
+        "REDLINE_OIDC_WORK_LABEL": "your work account",
+    }
+    provider.misbehave("advertise-other-issuer")
+    try:
+        refused = CliRunner().invoke(main, ["serve", "--port", "9"], env=env)
+    finally:
+        provider.misbehave("pass")
+    assert refused.exit_code != 0
+    assert "REDLINE_OIDC_WORK_ISSUER" in refused.output and OTHER_ISSUER in refused.output
+    # The same check passes once the provider names its configured issuer.
+    check_issuers_at_start(oidc_settings(seeded, provider))
+
+
+def test_an_unreachable_provider_does_not_stop_start_up(seeded, provider, caplog):
+    from app.oidc import check_issuers_at_start
+    from app.settings import OidcProvider
+
+    caplog.set_level(logging.WARNING, logger="redline.oidc")
+    gone = OidcProvider(
+        name="gone",
+        issuer="http://127.0.0.1:9/nobody-here",
+        client_id="redline",
+        client_secret="a-client-secret",
+        label="a provider that is down",
+    )
+    check_issuers_at_start(oidc_settings(seeded, provider, oidc_providers=(gone,)))
+    assert logged(caplog, "not checked at start-up")
