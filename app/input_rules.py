@@ -95,11 +95,12 @@ def _choice(label: str) -> TextRule:
 
 # Every form Redline accepts, by the names its handler reads (see app/views/).
 FORM_RULES: dict[str, dict[str, TextRule]] = {
+    # Labels as the propose form shows them, so messages match their fields (GOV.UK).
     "propose": {
         "kind": _choice("What you want to change"),
-        "heading": TextRule("Heading", MAX_HEADING_CHARS),
+        "heading": TextRule("Heading of the new clause", MAX_HEADING_CHARS),
         "text": TextRule("Proposed wording", MAX_TEXT_CHARS, multi_line=True),
-        "rationale": TextRule("Rationale", MAX_RATIONALE_CHARS, multi_line=True),
+        "rationale": TextRule("Why you propose this", MAX_RATIONALE_CHARS, multi_line=True),
     },
     "flag": {"reason": TextRule("Reason", MAX_REASON_CHARS, multi_line=True)},
     "vote": {"stance": _choice("Your vote")},
