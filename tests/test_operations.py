@@ -182,7 +182,7 @@ def test_lifecycle_and_sign_out_events_are_logged_with_the_user_id_only(seeded, 
         csrf = force_login(client, olive)
         closed = client.post(
             "/organise/social-media-guidance/status",
-            data={"csrf_token": csrf, "action": "close"},
+            data={"csrf_token": csrf, "action": "close", "confirm": "yes"},
         )
         assert closed.status_code == 303, closed.text
         client.post("/sign-out", data={"csrf_token": csrf})
