@@ -270,7 +270,8 @@ def test_closed_consultation_forms_survive_the_corpus(app, seeded):
     organiser = signed_in(app, seeded, ORGANISER)
     amendment = an_open_amendment(seeded, "4", 0)
     response = organiser.post(
-        f"/organise/{SLUG}/status", data={"action": "close", "csrf_token": organiser.csrf}
+        f"/organise/{SLUG}/status",
+        data={"action": "close", "confirm": "yes", "csrf_token": organiser.csrf},
     )
     assert response.status_code == 303
     replay = Replay(seeded, app)

@@ -861,7 +861,9 @@ def test_a_later_sign_in_from_another_domain_changes_nothing_after_closing(datab
 
 
 def turnout_table(page: str) -> list[list[str]]:
-    return [[plain(c) for c in cells(row)] for row in table_rows(page, "Turnout by organisation")]
+    return [
+        [plain(c) for c in cells(row)] for row in table_rows(page, "Participants by organisation")
+    ]
 
 
 def test_hiding_after_closing_keeps_the_counts_and_says_the_text_is_withheld(database, tmp_path):

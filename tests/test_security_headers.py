@@ -93,7 +93,8 @@ def test_an_htmx_fragment_has_every_header(organiser, seeded):
 
 def test_every_download_has_every_header(organiser):
     closed = organiser.post(
-        f"/organise/{SLUG}/status", data={"action": "close", "csrf_token": organiser.csrf}
+        f"/organise/{SLUG}/status",
+        data={"action": "close", "confirm": "yes", "csrf_token": organiser.csrf},
     )
     assert closed.status_code == 303
     for path in (
