@@ -11,6 +11,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,29 +78,33 @@ def serve(port: int, env: dict[str, str], demo: bool) -> Iterator[str]:
     redline = [str(Path(sys.executable).parent / "redline")]
     for command in (["migrate"], ["seed", "--demo"] if demo else ["seed"]):
         subprocess.run([*redline, *command], env=env, cwd=ROOT, check=True, capture_output=True)
-    process = subprocess.Popen(
-        [*redline, "serve", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(base + "/", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            process.kill()
-            pytest.fail(f"the server did not start: {process.stderr.read().decode()[-2000:]}")
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    # The server's log goes to a file, not a pipe: nobody reads a pipe while tests run,
+    # and a full pipe (one access line per request) would stall the server.
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [*redline, "serve", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(base + "/", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            else:
+                process.kill()
+                log.seek(0)
+                pytest.fail(f"the server did not start: {log.read().decode()[-2000:]}")
+            yield base
+        finally:
+            process.terminate()
+            process.wait(timeout=40)
 
 
 @pytest.fixture(scope="module")
