@@ -31,6 +31,7 @@ from sqlmodel import Session, func, select
 from app.cells import Percent
 from app.disclosure import disclose_beside_public_total
 from app.models import AuditEntry, Consultation
+from app.numbers import is_whole_number
 from app.ranking import OTHER, SMALL_NUMBER, natural_key
 from app.reporting import OTHER_LABEL, Report, ReportRow
 from app.sheets import Column, Sheet
@@ -96,7 +97,7 @@ def opened_at(session: Session, consultation: Consultation) -> datetime | None:
 
 def clause_number(number: str) -> int | str:
     """A clause number as a spreadsheet should hold it: a plain integer as a number."""
-    return int(number) if number.isdigit() and len(number) < 16 else number
+    return int(number) if is_whole_number(number, 15) else number
 
 
 def uk_time(value: datetime | None) -> datetime | None:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from app.numbers import is_whole_number
+
 LONDON = ZoneInfo("Europe/London")
 DATE_PARTS = ("day", "month", "year")
 PARTS = (*DATE_PARTS, "time")
@@ -79,7 +81,7 @@ class DateEntryError(ValueError):
 
 def _month(text: str) -> int | None:
     text = text.strip().lower()
-    if text.isdigit():
+    if is_whole_number(text, 2):
         return int(text)
     return MONTHS.get(text.rstrip("."))
 
@@ -134,9 +136,9 @@ def parse_london(entry: DateEntry, label: str, *, required: bool = False) -> dat
     wrong = [
         part
         for part, ok in (
-            ("day", day_text.isdigit() and 1 <= int(day_text) <= 31),
+            ("day", is_whole_number(day_text, 2) and 1 <= int(day_text) <= 31),
             ("month", month is not None and 1 <= month <= 12),
-            ("year", year_text.isdigit() and len(year_text) == 4),
+            ("year", is_whole_number(year_text, 4) and len(year_text) == 4),
         )
         if not ok
     ]

@@ -93,6 +93,17 @@ def _choice(label: str) -> TextRule:
     return TextRule(label, MAX_CHOICE_CHARS)
 
 
+# The GOV.UK date input and time field of each closing time, part by part (app.dates).
+_DATE_PART_RULES = {
+    f"{field}-{part}": _choice(f"{label} ({part})")
+    for field, label in (
+        ("amendments_close_at", "Amendments close"),
+        ("voting_close_at", "Voting closes"),
+    )
+    for part in ("day", "month", "year", "time")
+}
+
+
 # Every form Redline accepts, by the names its handler reads (see app/views/).
 FORM_RULES: dict[str, dict[str, TextRule]] = {
     # Labels as the propose form shows them, so messages match their fields (GOV.UK).
@@ -116,8 +127,7 @@ FORM_RULES: dict[str, dict[str, TextRule]] = {
         "title": TextRule("Title", MAX_TITLE_CHARS),
         "summary": TextRule("Summary", MAX_SUMMARY_CHARS, multi_line=True),
         "eligible_domains": TextRule("Eligible domains", MAX_DOMAINS_CHARS, multi_line=True),
-        "amendments_close_at": _choice("Amendments close"),
-        "voting_close_at": _choice("Voting closes"),
+        **_DATE_PART_RULES,
         "live_results": _choice("Live results"),
         "min_votes": _choice("Minimum votes"),
         "min_organisations": _choice("Minimum organisations"),
@@ -127,6 +137,7 @@ FORM_RULES: dict[str, dict[str, TextRule]] = {
         "slug": TextRule("Web address", MAX_SLUG_CHARS),
         "eligible": TextRule("Eligible domains", MAX_DOMAINS_CHARS, multi_line=True),
         "document_text": TextRule("The guidance", MAX_DOCUMENT_CHARS, multi_line=True),
+        **_DATE_PART_RULES,
     },
     "revise": {
         "heading": TextRule("Heading", MAX_CLAUSE_HEADING_CHARS),

@@ -28,6 +28,7 @@ from app.models import (
     FinalWording,
     utcnow,
 )
+from app.numbers import is_whole_number
 from app.proposals import validate_flag_reason
 from app.queries import clause_with_version, consultation_by_slug
 from app.reporting import build_report
@@ -210,7 +211,7 @@ def update_details(
         if value is None or str(value).strip() == "":
             continue
         text = str(value).strip()
-        if not text.isdigit() or not lowest <= int(text) <= 1000:
+        if not is_whole_number(text, 4) or not lowest <= int(text) <= 1000:
             errors[name] = f"Enter the minimum number of {label} as a whole number from 1 to 1000"
         elif int(text) != getattr(consultation, name):
             if consultation.status != "draft":

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import NamedTuple
 
+from app.numbers import is_whole_number
+
 OTHER = "other"
 # Organisations with fewer participants than this are recoded as "other" before ranking,
 # and counts below it are never shown broken down by organisation (small-number suppression).
@@ -174,7 +176,7 @@ _DIGITS = re.compile(r"(\d+)")
 def natural_key(ref: str) -> tuple:
     """Sort key that orders "A2" before "A10" and "3.2" before "3.10"."""
     return tuple(
-        (0, int(part), "") if part.isdigit() else (1, 0, part)
+        (0, int(part), "") if is_whole_number(part, 18) else (1, 0, part)
         for part in _DIGITS.split(ref)
         if part
     )

@@ -51,6 +51,9 @@ TEXT_CORPUS = [
     "line\x01\x1b[31mred\x7f\x85",
     "\u202egnirts desrever\u200b\u200d\ufeff",
     "emoji \U0001f600 and a flag \U0001f3f3\ufe0f\u200d\U0001f308",
+    # Digits int() refuses although str.isdigit() accepts them, and too many digits.
+    "\u00b2",
+    "9" * 5000,
     "x" * 100_000,
     "A" * 1_000_000,
 ]
@@ -65,6 +68,8 @@ PATH_CORPUS = [
     "\u202e\u200b",
     "%FF%FE",  # sent as is: invalid UTF-8 once decoded
     "9" * 30,
+    "\u00b2",
+    "9" * 5000,
     "x" * 5000,
 ]
 ID_CORPUS = ["0", "-1", str(2**63), str(2**64), "9" * 40, "01", "1e3", "\u0661\u0662"]
@@ -185,8 +190,14 @@ def forms(amendment: int, clause_path: str, organise: str) -> list[tuple[str, st
                 "title": "Social media guidance",
                 "summary": "A summary.",
                 "eligible_domains": "*.gov.uk, *.nhs.uk",
-                "amendments_close_at": "",
-                "voting_close_at": "2030-01-31T17:00",
+                "amendments_close_at-day": "",
+                "amendments_close_at-month": "",
+                "amendments_close_at-year": "",
+                "amendments_close_at-time": "",
+                "voting_close_at-day": "31",
+                "voting_close_at-month": "1",
+                "voting_close_at-year": "2030",
+                "voting_close_at-time": "5pm",
                 "live_results": "yes",
                 "min_votes": "",
                 "min_organisations": "",
@@ -196,7 +207,15 @@ def forms(amendment: int, clause_path: str, organise: str) -> list[tuple[str, st
         (
             "organiser",
             "/organise/new",
-            {"slug": "hostile", "eligible": "*.gov.uk", "document_text": "# T\n\n## 1. A\n\nB."},
+            {
+                "slug": "hostile",
+                "eligible": "*.gov.uk",
+                "document_text": "# T\n\n## 1. A\n\nB.",
+                "voting_close_at-day": "31",
+                "voting_close_at-month": "1",
+                "voting_close_at-year": "2030",
+                "voting_close_at-time": "5pm",
+            },
         ),
         (
             "organiser",
@@ -216,7 +235,27 @@ def forms(amendment: int, clause_path: str, organise: str) -> list[tuple[str, st
         (
             "organiser",
             f"{organise}/clauses/3/final-wording",
-            {"heading": "Heading", "text": "Final text.", "reason": "Reconciled."},
+            {
+                "heading": "Heading",
+                "text": "Final text.",
+                "reason": "Reconciled.",
+                "amendments": str(amendment),
+            },
+        ),
+        (
+            "participant",
+            f"/amendments/{amendment}/edit",
+            {
+                "kind": "change",
+                "heading": "",
+                "text": "Answer replies within one working day.",
+                "rationale": "People expect a reply sooner than in fifteen days.",
+            },
+        ),
+        (
+            "participant",
+            "/your-details",
+            {"name_choice": "display_name", "display_name": "A Reader", "show_organisation": ""},
         ),
     ]
 

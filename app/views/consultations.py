@@ -11,6 +11,7 @@ from app import queries
 from app.auth import current_user
 from app.eligibility import proposal_refusal, vote_refusal
 from app.models import utcnow
+from app.numbers import whole_number
 from app.published import clause_result
 from app.services import participant_of, window_of
 from app.web import render
@@ -61,7 +62,7 @@ def diff_view(request: Request) -> str:
 def page_number(request: Request) -> int:
     """The ?page= number, 1 when absent or not a sensible number."""
     value = request.query_params.get("page", "1")
-    return int(value) if value.isdigit() and len(value) < 7 else 1
+    return whole_number(value, 6) or 1
 
 
 async def clause(request: Request, errors: dict | None = None) -> Response:

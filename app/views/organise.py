@@ -17,6 +17,7 @@ from app.documents import MAX_DOCUMENT_BYTES
 from app.errors import Conflict, InvalidInput, NotFound
 from app.input_rules import FORM_RULES, field_problems
 from app.models import Amendment
+from app.numbers import is_whole_number
 from app.reporting import build_report
 from app.web import form_fields, london_time, redirect, render
 
@@ -82,6 +83,15 @@ async def _date_fields(request: Request) -> dict[str, dates.DateEntry]:
     }
 
 
+def _typed_parts(entries: dict[str, dates.DateEntry]) -> dict[str, str]:
+    """Each part of each date as typed, by its form field name, for app.input_rules."""
+    return {
+        f"{field}-{part}": getattr(entry, part)
+        for field, entry in entries.items()
+        for part in dates.PARTS
+    }
+
+
 def _parse_dates(
     entries: dict[str, dates.DateEntry], errors: dict, field_ids: dict, date_parts: dict
 ) -> dict[str, datetime | None]:
@@ -120,7 +130,9 @@ async def update_details(request: Request) -> Response:
         "min_organisations",
     )
     entries = await _date_fields(request)
-    errors: dict[str, str] = field_problems(fields, FORM_RULES["details"])
+    errors: dict[str, str] = field_problems(
+        {**fields, **_typed_parts(entries)}, FORM_RULES["details"]
+    )
     field_ids: dict[str, str] = {}
     date_parts: dict[str, tuple[str, ...]] = {}
     closing = _parse_dates(entries, errors, field_ids, date_parts)
@@ -242,7 +254,9 @@ async def create(request: Request) -> Response:
         for k in ("slug", "eligible", "document_text")
     }
     entries = await _date_fields(request)
-    errors: dict[str, str] = field_problems(fields, FORM_RULES["create"])
+    errors: dict[str, str] = field_problems(
+        {**fields, **_typed_parts(entries)}, FORM_RULES["create"]
+    )
     field_ids: dict[str, str] = {}
     date_parts: dict[str, tuple[str, ...]] = {}
     data = b""
@@ -494,7 +508,7 @@ async def final_wording(request: Request) -> Response:
     errors = field_problems(fields, FORM_RULES["final_wording"])
     ids = []
     for value in chosen:
-        if value.isdigit() and len(value) < 12:
+        if is_whole_number(value, 11):
             ids.append(int(value))
         else:
             errors["amendments"] = "Choose amendments from the list"
