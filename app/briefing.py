@@ -137,7 +137,7 @@ def record(row: ReportRow) -> dict:
             "written_against_older_version": row.outdated,
             "decision": row.decision or "",
             "decision_reason": (a.status_reason or "") if row.decision else "",
-            "author": row.author.name,
+            "author": str(row.author),
             "proposed_heading": "" if a.withheld else a.proposed_heading or "",
             "proposed_text": WITHHELD if a.withheld else a.proposed_text,
             "rationale": WITHHELD if a.withheld else a.rationale,

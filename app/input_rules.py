@@ -113,7 +113,9 @@ FORM_RULES: dict[str, dict[str, TextRule]] = {
         "text": TextRule("Proposed wording", MAX_TEXT_CHARS, multi_line=True),
         "rationale": TextRule("Why you propose this", MAX_RATIONALE_CHARS, multi_line=True),
     },
-    "flag": {"reason": TextRule("Reason", MAX_REASON_CHARS, multi_line=True)},
+    "flag": {
+        "reason": TextRule("Why a moderator should look at it", MAX_REASON_CHARS, multi_line=True)
+    },
     "vote": {"stance": _choice("Your vote")},
     "moderate": {
         "action": _choice("Action"),
@@ -126,11 +128,11 @@ FORM_RULES: dict[str, dict[str, TextRule]] = {
     "details": {
         "title": TextRule("Title", MAX_TITLE_CHARS),
         "summary": TextRule("Summary", MAX_SUMMARY_CHARS, multi_line=True),
-        "eligible_domains": TextRule("Eligible domains", MAX_DOMAINS_CHARS, multi_line=True),
+        "eligible_domains": TextRule("Who may take part", MAX_DOMAINS_CHARS, multi_line=True),
         **_DATE_PART_RULES,
         "live_results": _choice("Live results"),
-        "min_votes": _choice("Minimum votes"),
-        "min_organisations": _choice("Minimum organisations"),
+        "min_votes": _choice("Votes an amendment needs"),
+        "min_organisations": _choice("Organisations those votes must come from"),
     },
     "status": {"action": _choice("Action"), "confirm": _choice("Confirm")},
     "create": {

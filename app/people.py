@@ -28,6 +28,10 @@ class AuthorLabel:
     name: str
     organisation: str | None
 
+    def __str__(self) -> str:
+        """The label as one line of text: "Name, Organisation" when they show it."""
+        return f"{self.name}, {self.organisation}" if self.organisation else self.name
+
 
 def public_name(display_name: str | None, pseudonym: str) -> str:
     """The name a person is shown by: the one they chose, else their pseudonym."""

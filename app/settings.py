@@ -221,7 +221,8 @@ class Settings:
     log_format: str = "text"
     # The bearer token a Prometheus scrape of /metrics must send; None: /metrics is 404.
     metrics_token: str | None = field(default=None, repr=False)
-    # A session ends after this long without a request (ASVS 4.0.3 V3.3.2: 30 minutes).
+    # A session ends after this long without a request (REDLINE_SESSION_IDLE_MINUTES,
+    # 120 by default; ASVS 4.0.3 V3.3.2 at level 2 asks for 30: docs/security.md).
     session_idle_seconds: float = 2 * 60 * 60
     # Rate limits by key (app.rate_limit_rules), kept in Redis when redis_url is set,
     # otherwise in PostgreSQL, or per process on SQLite (see app.rate_limiting).

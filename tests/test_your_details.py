@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 
 from app.db import Database
 from app.main import create_app
-from app.models import Amendment, User
+from app.models import Amendment, Organisation, User
 from app.people import author_label, validate_details
 from tests.conftest import settings_for
 from tests.test_report_agreement import DEMO, close, organiser_client
@@ -109,6 +109,23 @@ def test_the_report_export_uses_the_chosen_name(author, seeded):
     assert author.user.pseudonym not in authors
 
 
+def test_the_chosen_organisation_shows_on_the_report_and_its_exports(author, seeded):
+    assert (
+        save(
+            author, name_choice="display_name", display_name=NAME, show_organisation="yes"
+        ).status_code
+        == 303
+    )
+    user = seeded.call(lambda s: s.get(User, author.user.id))
+    organisation = seeded.call(lambda s: s.get(Organisation, user.organisation_id).name)
+    with organiser_client(seeded) as organiser:
+        close(organiser, DEMO)
+        page = organiser.get(f"/consultations/{DEMO}/report").text
+        body = organiser.get(f"/consultations/{DEMO}/report.csv").text
+    assert f"by {NAME}, {organisation}" in page
+    assert f"{NAME}, {organisation}" in {row["author"] for row in csv.DictReader(io.StringIO(body))}
+
+
 @pytest.mark.parametrize(
     ("fields", "field", "message"),
     [
@@ -194,6 +211,8 @@ def test_the_one_label_rule():
     assert author_label(None, "Oak Wren 123", True, "HMRC").name == "Oak Wren 123"
     assert author_label("Priya", "Oak Wren 123", False, "HMRC").organisation is None
     assert author_label("Priya", "Oak Wren 123", True, "HMRC").organisation == "HMRC"
+    assert str(author_label("Priya", "Oak Wren 123", True, "HMRC")) == "Priya, HMRC"
+    assert str(author_label("Priya", "Oak Wren 123", False, "HMRC")) == "Priya"
     details, errors = validate_details("display_name", "  Priya   Shah ", "yes")
     assert errors == {} and details.display_name == "Priya Shah" and details.show_organisation
 

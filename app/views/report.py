@@ -82,7 +82,8 @@ async def download(request: Request) -> Response:
     """The report as CSV, XLSX, ODS, JSON, ODT or DOCX, streamed."""
     fmt = request.path_params["format"]
     if fmt not in FORMATS:
-        raise NotFound(f"There is no {fmt!r} download; choose one of {', '.join(FORMATS)}.")
+        # The requested name is not repeated: any text can be placed in an address.
+        raise NotFound(f"There is no such download; choose one of {', '.join(FORMATS)}.")
     consultation = await _visible_consultation(request)
     built = await request.app.state.database.run(frozen_report, consultation)
     opened = await request.app.state.database.run(opened_at, consultation)
