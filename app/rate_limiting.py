@@ -122,7 +122,8 @@ async def enforce(
         log.warning("rate limit storage failed for %s; request allowed: %r", action, error)
         return
     if wait is not None:
-        log.info("rate limit reached: %s from %s (user %s)", action, address, user)
+        # The user id only: client addresses are personal data the logs do not keep.
+        log.info("rate limit reached: %s (user %s)", action, user or "-")
         raise TooManyRequests(wait)
 
 
