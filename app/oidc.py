@@ -72,11 +72,20 @@ def printable(value: str | None, limit: int = 80) -> str:
     return repr(text[:limit] + ("..." if len(text) > limit else ""))
 
 
+def issuer_matches(provider: OidcProvider, issuer: object) -> bool:
+    """True when ``issuer`` is the configured one (a trailing "/" is no difference).
+
+    The one rule for the discovery document at start-up and at each sign-in, and for
+    every ID token's ``iss`` (OpenID Connect Discovery 1.0, 4.3; Core 3.1.3.7).
+    """
+    return str(issuer or "").rstrip("/") == provider.issuer
+
+
 async def checked_metadata(client, provider: OidcProvider) -> dict:
     """The provider's discovery document, refused unless it names the configured issuer."""
     metadata = await client.load_server_metadata()
     advertised = str(metadata.get("issuer") or "")
-    if advertised.rstrip("/") != provider.issuer:
+    if not issuer_matches(provider, advertised):
         forget_metadata(client)
         log.error(
             "sign-in with %s refused: its discovery document names issuer %s, "
@@ -116,7 +125,7 @@ def check_issuers_at_start(settings: Settings) -> None:
                 type(error).__name__,
             )
             continue
-        if advertised.rstrip("/") != provider.issuer:
+        if not issuer_matches(provider, advertised):
             raise SettingsError(
                 f"{issuer_variable(provider)} is {provider.issuer!r}, but that provider's "
                 f"discovery document names the issuer {printable(advertised, 200)}: they "
@@ -224,7 +233,7 @@ async def finish(request: Request, oauth: OAuth, provider: OidcProvider) -> Iden
         if not token.get("id_token") or id_claims is None:
             # Authlib skips ID token checks when there is no ID token; we refuse instead.
             raise SignInFailed(f"{provider.label} did not send a verifiable ID token.")
-        if str(id_claims["iss"]).rstrip("/") != provider.issuer:
+        if not issuer_matches(provider, id_claims["iss"]):
             raise ValueError(f"ID token issuer is not {issuer_variable(provider)}")
         claims = dict(id_claims)
         if "email" not in claims or "email_verified" not in claims:
