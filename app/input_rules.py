@@ -35,7 +35,7 @@ _CLAUSE_NUMBER = re.compile(r"[0-9]{1,6}(?:\.[0-9]{1,6}){0,3}")
 MAX_CLAUSE_NUMBER_CHARS = 20  # Clause.number
 
 # Free text without a column limit of its own (Text columns): the size the forms promise.
-MAX_REASON_CHARS = 1000  # organising.MAX_REASON_CHARS: moderation, decisions, revisions
+MAX_REASON_CHARS = 1000  # moderation, decisions, revisions, reports (app.organising checks it too)
 MAX_SUMMARY_CHARS = 5000
 MAX_CLAUSE_TEXT_CHARS = 50_000  # an imported clause has no limit of its own; this is ample
 MAX_DOMAINS_CHARS = 2000

@@ -17,6 +17,7 @@ from app.changes import Change, changes_between, encode, shown
 from app.dates import relative_to
 from app.eligibility import parse_domain_patterns
 from app.errors import Conflict, InvalidInput, NotFound
+from app.input_rules import MAX_REASON_CHARS
 from app.lifecycle import RESULT, transition_refusal
 from app.models import (
     Amendment,
@@ -29,13 +30,12 @@ from app.models import (
     utcnow,
 )
 from app.numbers import is_whole_number
-from app.proposals import validate_flag_reason
+from app.proposals import MAX_TEXT_CHARS, validate_flag_reason
 from app.queries import clause_with_version, consultation_by_slug
 from app.reporting import build_report
 from app.services import import_document, lock_consultation
 from app.tallies import amendment_ref, freeze_ballots
 
-MAX_REASON_CHARS = 1000
 log = logging.getLogger("redline.organising")
 
 
@@ -189,8 +189,8 @@ def update_details(
     title = " ".join(title.split())
     if not title:
         errors["title"] = "Enter a title"
-    elif len(title) > 200:
-        errors["title"] = "Title must be 200 characters or fewer"
+    elif len(title) > documents.MAX_TITLE_CHARS:
+        errors["title"] = f"Title must be {documents.MAX_TITLE_CHARS} characters or fewer"
     patterns = parse_domain_patterns(eligible_domains)
     bad = [
         p
@@ -524,10 +524,10 @@ def write_final_wording(
     heading = " ".join(heading.split()) or current.heading
     text = documents.normalise_wording(text)
     errors = {}
-    if len(heading) > 200:
-        errors["heading"] = "Heading must be 200 characters or fewer"
-    if len(text) > 5000:
-        errors["text"] = "Wording must be 5,000 characters or fewer"
+    if len(heading) > documents.MAX_HEADING_CHARS:
+        errors["heading"] = f"Heading must be {documents.MAX_HEADING_CHARS} characters or fewer"
+    if len(text) > MAX_TEXT_CHARS:
+        errors["text"] = f"Wording must be {MAX_TEXT_CHARS:,} characters or fewer"
     chosen = (
         session.exec(
             select(Amendment).where(
