@@ -9,12 +9,12 @@ go to /tmp/redline-screenshots for a person to look at.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.test_browser import CLAUSE, NO_CSP, Journey, browser, free_port, serve  # noqa: F401
+# server: the demo on a fresh SQLite file, one for this module (a module-scoped fixture).
+from tests.test_browser import CLAUSE, NO_CSP, Journey, browser, server  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
@@ -24,19 +24,6 @@ PHONE = {"width": 375, "height": 740}
 SIZES = [pytest.param(DESKTOP, id="desktop"), pytest.param(PHONE, id="375px")]
 RATIONALE = "Two hours is what people expect online, and teams can meet it."
 WORDING = "Answer within two working hours, or say when the answer will come."
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The demo on a fresh SQLite file, for this module alone."""
-    database = tmp_path_factory.mktemp("participant") / "redline.db"
-    env = {
-        "REDLINE_DATABASE_URL": f"sqlite:///{database}",
-        "REDLINE_DEMO": "1",
-        "REDLINE_SECRET_KEY": "",
-    }
-    with serve(free_port(), env, demo=True) as base:
-        yield base
 
 
 class Person(Journey):
