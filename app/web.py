@@ -36,7 +36,10 @@ def make_templates() -> Jinja2Templates:
             ),
         ]
     )
-    env = jinja2.Environment(loader=loader, autoescape=True)
+    # Templates ship with the code and change only with a deployment, like the .py files, so
+    # they are compiled once per process: auto_reload would stat every template file (a
+    # page includes a dozen, some once per amendment) on every render to see if it changed.
+    env = jinja2.Environment(loader=loader, autoescape=True, auto_reload=False)
     env.filters["london_time"] = london_time
     env.filters["paragraphs"] = paragraphs
     # Pages show the same few diffs again and again; the wording of a stored amendment and
