@@ -7,6 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from sqlalchemy import and_, func, union
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from app.changes import Change, decode
@@ -187,35 +188,58 @@ def _visible_on_clause(clause_id: int, viewer_id: int | None):
 
 
 def rows_for(session: Session, ids: list[int], viewer_id: int | None) -> list[AmendmentRow]:
-    """These amendments, in this order, with counts (summed in SQL) and the viewer's vote."""
+    """These amendments, in this order, with counts (summed in SQL) and the viewer's vote.
+
+    One statement: each amendment with the clause version it targets, its author's public
+    label, its kept counts and the viewer's own stance, so that a page of amendments costs
+    one round trip however many it shows.
+    """
     if not ids:
         return []
-    pairs = {
-        amendment.id: (amendment, target)
-        for amendment, target in session.exec(
-            select(Amendment, ClauseVersion)
-            .join(ClauseVersion, col(ClauseVersion.id) == Amendment.clause_version_id)
-            .where(col(Amendment.id).in_(ids))
+    counts = (
+        select(
+            VoteTally.amendment_id,
+            func.sum(VoteTally.supports).label("supports"),
+            func.sum(VoteTally.opposes).label("opposes"),
         )
-    }
-    counts = vote_counts(session, ids)
-    mine = my_votes(session, ids, viewer_id)
-    labels = author_labels(session, {a.author_id for a, _ in pairs.values()})
-    rows = []
-    for amendment_id in ids:
-        amendment, target = pairs[amendment_id]
-        supports, opposes = counts.get(amendment_id, (0, 0))
-        rows.append(
-            AmendmentRow(
-                amendment=amendment,
-                author=labels[amendment.author_id],
-                target=target,
-                supports=supports,
-                opposes=opposes,
-                my_vote=mine.get(amendment_id),
-            )
+        .where(col(VoteTally.amendment_id).in_(ids))
+        .group_by(VoteTally.amendment_id)
+        .subquery()
+    )
+    query = (
+        select(
+            Amendment,
+            ClauseVersion,
+            User.display_name,
+            User.pseudonym,
+            User.show_organisation,
+            Organisation.name,
+            counts.c.supports,
+            counts.c.opposes,
         )
-    return rows
+        .join(ClauseVersion, col(ClauseVersion.id) == Amendment.clause_version_id)
+        .join(User, col(User.id) == Amendment.author_id)
+        .outerjoin(Organisation, col(Organisation.id) == User.organisation_id)
+        .outerjoin(counts, counts.c.amendment_id == Amendment.id)
+        .where(col(Amendment.id).in_(ids))
+    )
+    if viewer_id is not None:
+        query = query.add_columns(Vote.stance).outerjoin(
+            Vote, and_(col(Vote.amendment_id) == Amendment.id, Vote.user_id == viewer_id)
+        )
+    found = {}
+    for amendment, target, display_name, pseudonym, show_org, org_name, s, o, *mine in session.exec(
+        query
+    ):
+        found[amendment.id] = AmendmentRow(
+            amendment=amendment,
+            author=author_label(display_name, pseudonym, show_org, org_name),
+            target=target,
+            supports=int(s or 0),
+            opposes=int(o or 0),
+            my_vote=mine[0] if mine else None,
+        )
+    return [found[amendment_id] for amendment_id in ids]
 
 
 def amendment_row(session: Session, amendment_id: int, viewer_id: int | None) -> AmendmentRow:
@@ -330,6 +354,60 @@ def _ordered_ids(
     return ids
 
 
+def _clause_and_neighbours(
+    session: Session, slug: str, number: str
+) -> tuple[Consultation, Clause, ClauseVersion, str | None, str | None]:
+    """The consultation, the clause, its current version and the numbers of the clauses
+    before and after it, in one statement; NotFound as consultation_by_slug and
+    clause_with_version give it."""
+    if not is_slug(slug) or not is_clause_number(number):
+        # consultation_by_slug says whether it is the consultation or the clause that is missing.
+        consultation_by_slug(session, slug)
+        raise NotFound("There is no such clause in this consultation.")
+    latest = (
+        select(func.max(ClauseVersion.version))
+        .where(ClauseVersion.clause_id == Clause.id)
+        .correlate(Clause)
+        .scalar_subquery()
+    )
+    other = aliased(Clause)
+    previous = (
+        select(other.number)
+        .where(other.consultation_id == Clause.consultation_id, other.position < Clause.position)
+        .order_by(col(other.position).desc())
+        .limit(1)
+        .correlate(Clause)
+        .scalar_subquery()
+    )
+    following = (
+        select(other.number)
+        .where(other.consultation_id == Clause.consultation_id, other.position > Clause.position)
+        .order_by(other.position)
+        .limit(1)
+        .correlate(Clause)
+        .scalar_subquery()
+    )
+    row = session.exec(
+        select(Consultation, Clause, ClauseVersion, previous, following)
+        .outerjoin(
+            Clause, and_(col(Clause.consultation_id) == Consultation.id, Clause.number == number)
+        )
+        .outerjoin(
+            ClauseVersion,
+            and_(col(ClauseVersion.clause_id) == Clause.id, ClauseVersion.version == latest),
+        )
+        .where(Consultation.slug == slug)
+    ).first()
+    if row is None or row[0].status == "draft":
+        raise NotFound("There is no consultation at this address.")
+    consultation, clause, version, previous_number, next_number = row
+    if clause is None:
+        raise NotFound(f"There is no clause {number} in this consultation.")
+    if version is None:
+        raise NotFound(f"Clause {number} has no wording yet.")
+    return consultation, clause, version, previous_number, next_number
+
+
 def clause_page(
     session: Session,
     slug: str,
@@ -344,10 +422,12 @@ def clause_page(
     The default order is a shuffle that is stable for each visitor (DESIGN.md, "Fair
     exposure"); sorting by support or by rank exists only where results are visible.
     Only the ids of the clause's amendments are read to order them; full rows, counts
-    and the viewer's votes are read for the PAGE_SIZE amendments shown.
+    and the viewer's votes are read for the PAGE_SIZE amendments shown. Three statements
+    in all: the clause with its neighbours, the ordered ids, the rows shown.
     """
-    consultation = consultation_by_slug(session, slug)
-    clause, version = clause_with_version(session, consultation.id, number)
+    consultation, clause, version, previous, following = _clause_and_neighbours(
+        session, slug, number
+    )
     visible = results_visible(consultation.status, consultation.live_results)
     if sort not in SORTS or (not visible and sort not in SORTS_WHILE_HIDDEN):
         sort = "shuffled"
@@ -355,15 +435,6 @@ def clause_page(
     pages = max(1, -(-len(ids) // PAGE_SIZE))
     page = min(max(1, page), pages)
     shown = ids[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-    numbers = [
-        n
-        for n in session.exec(
-            select(Clause.number)
-            .where(Clause.consultation_id == consultation.id)
-            .order_by(Clause.position)
-        )
-    ]
-    index = numbers.index(clause.number)
     return ClausePage(
         consultation=consultation,
         clause=clause,
@@ -374,8 +445,8 @@ def clause_page(
         pages=pages,
         results_visible=visible,
         sort=sort,
-        previous=numbers[index - 1] if index > 0 else None,
-        next=numbers[index + 1] if index + 1 < len(numbers) else None,
+        previous=previous,
+        next=following,
     )
 
 

@@ -71,15 +71,22 @@ async def clause(request: Request, errors: dict | None = None) -> Response:
     user = await current_user(request)
     # The shuffle is stable for each visitor: by account, or by a random seed in the session.
     seed = f"user-{user.id}" if user else request.session.setdefault("order_seed", token_hex(8))
-    page = await request.app.state.database.run(
-        queries.clause_page,
-        request.path_params["slug"],
-        request.path_params["number"],
-        user.id if user else None,
-        sort,
-        seed,
-        page_number(request),
-    )
+    viewer_id = user.id if user else None
+
+    def load(session):
+        # One session (one trip to a worker thread) for the page and, once published, its outcome.
+        found = queries.clause_page(
+            session,
+            request.path_params["slug"],
+            request.path_params["number"],
+            viewer_id,
+            sort,
+            seed,
+            page_number(request),
+        )
+        return found, clause_result(session, found.consultation, found.clause.number)
+
+    page, outcome = await request.app.state.database.run(load)
     now = utcnow()
     window = window_of(page.consultation)
     participant = participant_of(user)
@@ -103,9 +110,7 @@ async def clause(request: Request, errors: dict | None = None) -> Response:
                 for row in page.amendments
             },
             "errors": errors or {},
-            "outcome": await request.app.state.database.run(
-                clause_result, page.consultation, page.clause.number
-            ),
+            "outcome": outcome,
         },
         status_code=422 if errors else 200,
     )
