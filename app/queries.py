@@ -6,7 +6,7 @@ import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, func, union
+from sqlalchemy import and_, bindparam, func, union
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -178,8 +178,12 @@ def author_labels(session: Session, user_ids: set[int]) -> dict[int, AuthorLabel
     }
 
 
-def _visible_on_clause(clause_id: int, viewer_id: int | None):
-    """Listed amendments on a clause, and the viewer's own withdrawn or hidden ones."""
+def _visible_on_clause(clause_id, viewer_id):
+    """Listed amendments on a clause, and the viewer's own withdrawn or hidden ones.
+
+    ``clause_id`` and ``viewer_id`` are values or bound parameters; a viewer of None is
+    nobody signed in (only listed amendments).
+    """
     listed = col(Amendment.status).in_(LISTED_STATUSES)
     if viewer_id is None:
         return and_(Amendment.clause_id == clause_id, listed)
@@ -187,15 +191,14 @@ def _visible_on_clause(clause_id: int, viewer_id: int | None):
     return and_(Amendment.clause_id == clause_id, listed | own)
 
 
-def rows_for(session: Session, ids: list[int], viewer_id: int | None) -> list[AmendmentRow]:
-    """These amendments, in this order, with counts (summed in SQL) and the viewer's vote.
+# The clause page's statements are built once, with bound parameters, and reused: building
+# a SELECT with joins and subqueries in SQLAlchemy costs more Python time than running it.
 
-    One statement: each amendment with the clause version it targets, its author's public
-    label, its kept counts and the viewer's own stance, so that a page of amendments costs
-    one round trip however many it shows.
-    """
-    if not ids:
-        return []
+
+def _rows_statement(for_viewer: bool):
+    """The amendments with ids :ids, their target version, author label columns and counts,
+    and with ``for_viewer`` the stance of the viewer :viewer_id."""
+    ids = bindparam("ids", expanding=True)
     counts = (
         select(
             VoteTally.amendment_id,
@@ -223,14 +226,29 @@ def rows_for(session: Session, ids: list[int], viewer_id: int | None) -> list[Am
         .outerjoin(counts, counts.c.amendment_id == Amendment.id)
         .where(col(Amendment.id).in_(ids))
     )
-    if viewer_id is not None:
+    if for_viewer:
+        viewer = bindparam("viewer_id")
         query = query.add_columns(Vote.stance).outerjoin(
-            Vote, and_(col(Vote.amendment_id) == Amendment.id, Vote.user_id == viewer_id)
+            Vote, and_(col(Vote.amendment_id) == Amendment.id, Vote.user_id == viewer)
         )
+    return query
+
+
+_ROWS = {False: _rows_statement(False), True: _rows_statement(True)}
+
+
+def rows_for(session: Session, ids: list[int], viewer_id: int | None) -> list[AmendmentRow]:
+    """These amendments, in this order, with counts (summed in SQL) and the viewer's vote.
+
+    One statement: each amendment with the clause version it targets, its author's public
+    label, its kept counts and the viewer's own stance, so that a page of amendments costs
+    one round trip however many it shows.
+    """
+    if not ids:
+        return []
     found = {}
-    for amendment, target, display_name, pseudonym, show_org, org_name, s, o, *mine in session.exec(
-        query
-    ):
+    rows = session.exec(_ROWS[viewer_id is not None], params={"ids": ids, "viewer_id": viewer_id})
+    for amendment, target, display_name, pseudonym, show_org, org_name, s, o, *mine in rows:
         found[amendment.id] = AmendmentRow(
             amendment=amendment,
             author=author_label(display_name, pseudonym, show_org, org_name),
@@ -328,16 +346,28 @@ def shuffle_key(seed: str, amendment_id: int) -> str:
     return hashlib.sha256(f"{seed}:{amendment_id}".encode()).hexdigest()
 
 
+def _ids_statement(for_viewer: bool):
+    """Ids of the amendments on clause :clause_id a page lists, newest first."""
+    viewer = bindparam("viewer_id") if for_viewer else None
+    return (
+        select(Amendment.id)
+        .where(_visible_on_clause(bindparam("clause_id"), viewer))
+        .order_by(col(Amendment.created_at).desc(), col(Amendment.id).desc())
+    )
+
+
+_IDS = {False: _ids_statement(False), True: _ids_statement(True)}
+
+
 def _ordered_ids(
     session: Session, consultation: Consultation, clause_id: int, viewer_id, sort: str, seed: str
 ) -> list[int]:
     """The ids of the amendments a clause page lists, in the requested order (ids only)."""
+    # Plain rows (no ORM): a clause may have hundreds of amendments.
     ids = list(
-        session.exec(
-            select(Amendment.id)
-            .where(_visible_on_clause(clause_id, viewer_id))
-            .order_by(col(Amendment.created_at).desc(), col(Amendment.id).desc())
-        )
+        session.connection()
+        .execute(_IDS[viewer_id is not None], {"clause_id": clause_id, "viewer_id": viewer_id})
+        .scalars()
     )
     if sort == "shuffled":
         ids.sort(key=lambda i: shuffle_key(seed, i))
@@ -354,16 +384,9 @@ def _ordered_ids(
     return ids
 
 
-def _clause_and_neighbours(
-    session: Session, slug: str, number: str
-) -> tuple[Consultation, Clause, ClauseVersion, str | None, str | None]:
-    """The consultation, the clause, its current version and the numbers of the clauses
-    before and after it, in one statement; NotFound as consultation_by_slug and
-    clause_with_version give it."""
-    if not is_slug(slug) or not is_clause_number(number):
-        # consultation_by_slug says whether it is the consultation or the clause that is missing.
-        consultation_by_slug(session, slug)
-        raise NotFound("There is no such clause in this consultation.")
+def _clause_and_neighbours_statement():
+    """Consultation :slug, its clause :number (or NULL), that clause's current version (or
+    NULL), and the numbers of the clauses before and after it by position (or NULL)."""
     latest = (
         select(func.max(ClauseVersion.version))
         .where(ClauseVersion.clause_id == Clause.id)
@@ -387,17 +410,37 @@ def _clause_and_neighbours(
         .correlate(Clause)
         .scalar_subquery()
     )
-    row = session.exec(
+    return (
         select(Consultation, Clause, ClauseVersion, previous, following)
         .outerjoin(
-            Clause, and_(col(Clause.consultation_id) == Consultation.id, Clause.number == number)
+            Clause,
+            and_(
+                col(Clause.consultation_id) == Consultation.id,
+                Clause.number == bindparam("number"),
+            ),
         )
         .outerjoin(
             ClauseVersion,
             and_(col(ClauseVersion.clause_id) == Clause.id, ClauseVersion.version == latest),
         )
-        .where(Consultation.slug == slug)
-    ).first()
+        .where(Consultation.slug == bindparam("slug"))
+    )
+
+
+_CLAUSE_AND_NEIGHBOURS = _clause_and_neighbours_statement()
+
+
+def _clause_and_neighbours(
+    session: Session, slug: str, number: str
+) -> tuple[Consultation, Clause, ClauseVersion, str | None, str | None]:
+    """The consultation, the clause, its current version and the numbers of the clauses
+    before and after it, in one statement; NotFound as consultation_by_slug and
+    clause_with_version give it."""
+    if not is_slug(slug) or not is_clause_number(number):
+        # consultation_by_slug says whether it is the consultation or the clause that is missing.
+        consultation_by_slug(session, slug)
+        raise NotFound("There is no such clause in this consultation.")
+    row = session.exec(_CLAUSE_AND_NEIGHBOURS, params={"slug": slug, "number": number}).first()
     if row is None or row[0].status == "draft":
         raise NotFound("There is no consultation at this address.")
     consultation, clause, version, previous_number, next_number = row
