@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -58,34 +59,61 @@ class AmendmentRow:
         return self.supports + self.opposes
 
 
+# Counting a consultation's listed amendments reads every one of them: no count is stored.
+# (A count on the consultation row, kept by proposing, withdrawing and moderating, would
+# make it one indexed read; that needs a migration.) The home page's figures are "so far"
+# figures, so each process keeps the counts for this many seconds instead of counting
+# tens of thousands of amendments on every view.
+AMENDMENT_COUNTS_MAX_AGE = 5.0
+_KEPT_AMENDMENT_COUNTS: dict[tuple[str, tuple[int, ...]], tuple[float, dict[int, int]]] = {}
+
+
+def _amendment_counts(session: Session, consultation_ids: tuple[int, ...]) -> dict[int, int]:
+    """Listed amendments of each of these consultations, counted at most a few seconds ago."""
+    if not consultation_ids:
+        return {}
+    key = (session.get_bind().url.render_as_string(hide_password=True), consultation_ids)
+    now = time.monotonic()
+    kept = _KEPT_AMENDMENT_COUNTS.get(key)
+    if kept is not None and now - kept[0] < AMENDMENT_COUNTS_MAX_AGE:
+        return kept[1]
+    counts = dict.fromkeys(consultation_ids, 0)
+    rows = session.connection().execute(
+        select(Amendment.consultation_id, func.count())
+        .where(col(Amendment.consultation_id).in_(consultation_ids))
+        .where(col(Amendment.status).in_(LISTED_STATUSES))
+        .group_by(Amendment.consultation_id)
+    )
+    counts.update({consultation_id: n for consultation_id, n in rows})
+    for old in [
+        k for k, (at, _) in _KEPT_AMENDMENT_COUNTS.items() if now - at >= AMENDMENT_COUNTS_MAX_AGE
+    ]:
+        _KEPT_AMENDMENT_COUNTS.pop(old, None)
+    _KEPT_AMENDMENT_COUNTS[key] = (now, counts)
+    return counts
+
+
 def list_consultations(session: Session, include_drafts: bool) -> list[ConsultationSummary]:
-    """Consultations for the home page, newest first, with clause and amendment counts."""
+    """Consultations for the home page, newest first, with clause and amendment counts.
+
+    The consultations and their clause counts are read afresh; the amendment counts are
+    at most AMENDMENT_COUNTS_MAX_AGE seconds old (see _amendment_counts).
+    """
     clause_counts = (
         select(Clause.consultation_id, func.count().label("n"))
         .group_by(Clause.consultation_id)
         .subquery()
     )
-    amendment_counts = (
-        select(Amendment.consultation_id, func.count().label("n"))
-        .where(col(Amendment.status).in_(LISTED_STATUSES))
-        .group_by(Amendment.consultation_id)
-        .subquery()
-    )
     query = (
-        select(
-            Consultation,
-            func.coalesce(clause_counts.c.n, 0),
-            func.coalesce(amendment_counts.c.n, 0),
-        )
+        select(Consultation, func.coalesce(clause_counts.c.n, 0))
         .outerjoin(clause_counts, clause_counts.c.consultation_id == Consultation.id)
-        .outerjoin(amendment_counts, amendment_counts.c.consultation_id == Consultation.id)
         .order_by(col(Consultation.created_at).desc(), col(Consultation.id).desc())
     )
     if not include_drafts:
         query = query.where(Consultation.status != "draft")
-    return [
-        ConsultationSummary(c, n_clauses, n_amend) for c, n_clauses, n_amend in session.exec(query)
-    ]
+    found = session.exec(query).all()
+    amendments = _amendment_counts(session, tuple(sorted(c.id for c, _ in found)))
+    return [ConsultationSummary(c, n_clauses, amendments[c.id]) for c, n_clauses in found]
 
 
 def consultation_by_slug(session: Session, slug: str, include_drafts: bool = False) -> Consultation:
