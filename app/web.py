@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
@@ -24,6 +26,38 @@ TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 def paragraphs(text: str) -> list[str]:
     """Split stored wording into its paragraphs."""
     return [p for p in text.split("\n\n") if p.strip()]
+
+
+def _diff_html(env: jinja2.Environment) -> Callable[..., Markup]:
+    """amendments/_diff.html rendered from its values, each rendering kept (bounded LRU).
+
+    An amendment's diff depends only on its kind, heading and wording, the clause version's
+    wording, the clause number and the chosen view; an edit or a revision is a new key, so a
+    kept rendering is never stale. A clause page shows twenty, again and again.
+    """
+
+    @functools.lru_cache(maxsize=4096)
+    def diff_html(
+        view: str,
+        kind: str,
+        proposed_heading: str | None,
+        proposed_text: str,
+        current_text: str,
+        clause_number: str,
+    ) -> Markup:
+        # Autoescaped by the template, so its output is markup.
+        return Markup(
+            env.get_template("amendments/_diff.html").render(
+                view=view,
+                kind=kind,
+                proposed_heading=proposed_heading,
+                proposed_text=proposed_text,
+                current_text=current_text,
+                clause_number=clause_number,
+            )
+        )
+
+    return diff_html
 
 
 def make_templates() -> Jinja2Templates:
@@ -47,6 +81,7 @@ def make_templates() -> Jinja2Templates:
     env.globals["word_diff"] = functools.lru_cache(maxsize=4096)(textdiff.word_diff)
     env.globals["change_summary"] = textdiff.change_summary
     env.globals["side_by_side"] = textdiff.side_by_side
+    env.globals["diff_html"] = _diff_html(env)
     env.globals["wording_fingerprint"] = wording_fingerprint
     env.globals["CSRF_FIELD"] = CSRF_FIELD
     env.globals["results_visible"] = results_visible

@@ -43,9 +43,12 @@ def test_the_three_views_of_one_amendment(client, seeded):
 
 def test_diffs_are_computed_once_and_follow_an_edit(client, seeded):
     word_diff = client.app.state.templates.env.globals["word_diff"]
+    diff_html = client.app.state.templates.env.globals["diff_html"]
     client.get(f"{CLAUSE}/7")
     misses = word_diff.cache_info().misses
+    rendered = diff_html.cache_info().misses
     client.get(f"{CLAUSE}/7")
+    assert diff_html.cache_info().misses == rendered, "a diff was rendered again"
     client.get(f"{CLAUSE}/7?view=side-by-side")
     assert word_diff.cache_info().misses == misses, "a diff was computed again"
 
