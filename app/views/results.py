@@ -19,13 +19,19 @@ from app.web import redirect, render
 async def results(request: Request) -> Response:
     """Ranked amendments and the outcome so far per clause, unless organisers hid them."""
     slug = request.path_params["slug"]
-    database = request.app.state.database
-    consultation = await database.run(queries.consultation_by_slug, slug)
+
+    def load(session):
+        # One session (one trip to a worker thread) for the consultation and its report.
+        found = queries.consultation_by_slug(session, slug)
+        if found.status in ("closed", "published"):
+            return found, None
+        visible = results_visible(found.status, found.live_results)
+        return found, live_report(session, found) if visible else None
+
+    consultation, report = await request.app.state.database.run(load)
     if consultation.status in ("closed", "published"):
         # Once closed the report takes over: organisers see it at once, everyone on publication.
         return redirect(f"/consultations/{consultation.slug}/report")
-    visible = results_visible(consultation.status, consultation.live_results)
-    report = await database.run(live_report, consultation) if visible else None
     return await render(
         request,
         "results/results.html",
