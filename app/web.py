@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,30 @@ def make_templates() -> Jinja2Templates:
     # The one rule for a person's public name (app.people), for templates as for exports.
     env.globals["public_name"] = lambda user: people.public_name(user.display_name, user.pseudonym)
     return Jinja2Templates(env=env)
+
+
+# Partials rendered once per large object that another module keeps for a while (the live
+# report, which app.reporting.live_report serves to every viewer for some seconds), keyed by
+# the object's identity and the template, and dropped when the object is freed.
+_RENDERED_ONCE: dict[tuple[int, str], Markup] = {}
+
+
+def render_once(request: Request, template: str, kept: object, **context: Any) -> Markup:
+    """``template`` rendered with ``kept`` and ``context``, once for as long as ``kept`` lives.
+
+    Only for partials that show nothing but ``kept`` and values fixed with it (never who is
+    looking, a CSRF token or the time): the same object always gives the same markup, and a
+    new object (a fresh count) a new rendering, so this is never staler than ``kept``.
+    """
+    key = (id(kept), template)
+    rendered = _RENDERED_ONCE.get(key)
+    if rendered is None:
+        env = request.app.state.templates.env
+        rendered = Markup(env.get_template(template).render(**context))
+        # The id of a freed object may be reused: the entry goes with its object.
+        weakref.finalize(kept, _RENDERED_ONCE.pop, key, None)
+        _RENDERED_ONCE[key] = rendered
+    return rendered
 
 
 def is_htmx(request: Request) -> bool:

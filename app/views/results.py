@@ -13,7 +13,7 @@ from app.ranking import (
     SINGLE_ORGANISATION_SHARE,
 )
 from app.reporting import live_report
-from app.web import redirect, render
+from app.web import redirect, render, render_once
 
 
 async def results(request: Request) -> Response:
@@ -38,6 +38,15 @@ async def results(request: Request) -> Response:
         {
             "report": report,
             "consultation": consultation,
+            "ranking": render_once(
+                request,
+                "results/_ranking.html",
+                report,
+                report=report,
+                consultation=report.consultation,
+            )
+            if report is not None
+            else None,
             "min_group": MIN_GROUP_SIZE,
             "single_share": int(SINGLE_ORGANISATION_SHARE * 100),
             "vote_cap": ORGANISATION_VOTE_CAP,
