@@ -22,6 +22,7 @@ from sqlalchemy import (
     literal_column,
     null,
     union_all,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
@@ -93,26 +94,26 @@ def change_vote(
     """Cast, change or (stance None) withdraw one vote, keeping the tallies in step.
 
     Not committed: the caller has checked the rules and commits. Returns the previous
-    stance. The vote row is locked before it is read, and a first vote that races
-    another first vote by the same person (the unique constraint) is retried as a
-    change, so the tallies move by exactly the difference between what was stored
-    before and what is stored after.
+    stance. Each step reads the vote row as it writes or locks it (an insert that does
+    nothing when the row exists, a delete returning what it deleted, a locked read
+    before an update), so that two clicks racing each other never fail or count
+    twice: the tallies move by exactly the difference between what was stored before
+    and what is stored after. A first vote is one statement, the common case.
     """
-    insert_ = _upsert(session)
     now = utcnow()
-
-    def existing() -> Vote | None:
-        return session.exec(
-            select(Vote)
-            .where(Vote.amendment_id == amendment_id, Vote.user_id == user_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).first()
-
-    vote = existing()
-    if vote is None and stance is not None:
-        inserted = session.execute(
-            insert_(Vote)
+    # Core statements on the session's connection: no ORM objects to track on this path.
+    connection = session.connection()
+    while True:
+        if stance is None:
+            deleted = connection.execute(
+                delete(Vote)
+                .where(col(Vote.amendment_id) == amendment_id, col(Vote.user_id) == user_id)
+                .returning(Vote.stance)
+            ).first()
+            previous = deleted[0] if deleted is not None else None
+            break
+        inserted = connection.execute(
+            _upsert(session)(Vote)
             .values(
                 amendment_id=amendment_id,
                 user_id=user_id,
@@ -124,19 +125,26 @@ def change_vote(
             .returning(Vote.id)
         ).first()
         if inserted is not None:
-            _count(session, consultation_id, amendment_id, user_id, None, stance)
-            return None
-        vote = existing()
-    previous = vote.stance if vote is not None else None
-    if previous == stance:
-        return previous
-    if stance is None:
-        session.execute(delete(Vote).where(col(Vote.id) == vote.id))
-    else:
-        vote.stance, vote.updated_at = stance, now
-        session.add(vote)
-        session.flush()
-    _count(session, consultation_id, amendment_id, user_id, previous, stance)
+            previous = None
+            break
+        # The row exists (or a racing first vote has just committed it): lock, then read.
+        existing = connection.execute(
+            select(Vote.id, Vote.stance)
+            .where(Vote.amendment_id == amendment_id, Vote.user_id == user_id)
+            .with_for_update()
+        ).first()
+        if existing is None:
+            continue  # withdrawn in between by another request of the same person: insert
+        previous = existing.stance
+        if previous != stance:
+            connection.execute(
+                update(Vote)
+                .where(col(Vote.id) == existing.id)
+                .values(stance=stance, updated_at=now)
+            )
+        break
+    if previous != stance:
+        _count(session, consultation_id, amendment_id, user_id, previous, stance)
     return previous
 
 
@@ -144,7 +152,8 @@ def participate(session: Session, consultation_id: int, user_id: int, votes_delt
     """Make sure the person has a voter row here (organisation fixed on first participation),
     add ``votes_delta`` to their vote count, and return the organisation they count for."""
     insert_ = _upsert(session)
-    organisation = session.exec(select(User.organisation_id).where(User.id == user_id)).first()
+    # Read from the account inside the upsert itself: one statement, not two.
+    organisation = select(User.organisation_id).where(User.id == user_id).scalar_subquery()
     voter = insert_(Voter).values(
         consultation_id=consultation_id,
         user_id=user_id,

@@ -10,7 +10,7 @@ from app.auth import csrf_protected, current_user
 from app.eligibility import vote_refusal
 from app.errors import InvalidInput, NotAllowed, WordingChanged
 from app.input_rules import FORM_RULES, field_problems
-from app.models import Amendment, Consultation, utcnow
+from app.models import Amendment, utcnow
 from app.rate_limiting import rate_limited
 from app.services import cast_vote, participant_of, window_of
 from app.views.amendments import clause_url
@@ -31,15 +31,15 @@ async def vote(request: Request) -> Response:
     if problems := field_problems({"stance": stance}, FORM_RULES["vote"]):
         raise InvalidInput(problems)
     database = request.app.state.database
-    # The vote is one short write transaction; what the page shows afterwards is read
-    # outside it, so that the write lock is held for the vote alone.
+    # One short write transaction: the vote, and what the widget shows after it, read
+    # under the vote's locks, so that showing it needs no second transaction.
     try:
-        amendment = await database.write(
+        cast = await database.write(
             cast_vote,
             user.id,
             amendment_id,
             None if stance == "withdraw" else stance,
-            # The fingerprint of the wording the voter read; absent from scripts' posts.
+            # The fingerprint of the wording the voter read: absent from scripts' posts.
             wording=fields["wording"] or None,
         )
     except WordingChanged as refused:
@@ -54,19 +54,14 @@ async def vote(request: Request) -> Response:
         request.scope["path_params"] = {"slug": slug, "number": number}
         return await clause(request, {f"vote-{amendment_id}": refused.message})
     if not is_htmx(request):
-        slug, number = await database.run(queries.clause_page_address, amendment)
+        slug, number = await database.run(queries.clause_page_address, cast.amendment)
         return redirect(f"{clause_url(slug, number)}?voted={amendment_id}#amendment-{amendment_id}")
-
-    def show(session):
-        row = queries.amendment_row(session, amendment_id, user.id)
-        return row, session.get(Consultation, row.amendment.consultation_id)
-
-    row, consultation = await database.run(show)
     refusal = vote_refusal(
-        participant_of(user), window_of(consultation), row.amendment.status, utcnow()
+        participant_of(user), window_of(cast.consultation), cast.amendment.status, utcnow()
     )
     return await render(
         request,
         "_vote_widget.html",
-        {"row": row, "refusal": refusal, "consultation": consultation, "announce": True},
+        # A VoteCast has what the widget reads of an amendment row (queries.AmendmentRow).
+        {"row": cast, "refusal": refusal, "consultation": cast.consultation, "announce": True},
     )
