@@ -5,7 +5,8 @@ hosts), and the one thing they all share without extra infrastructure is the dat
 The ``limits`` library ships Redis, Memcached, MongoDB and in-memory storages but none
 over SQL, so this implements its small ``Storage`` interface (enough for the fixed
 window strategy) over one table, ``rate_limit_window``: a row per counter, increased
-with one atomic ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING`` on both engines.
+with one atomic ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING`` on both engines
+(one statement for all the counters a request counts against).
 
 Store layer: imports the database and models, nothing from the web.
 """
@@ -33,31 +34,32 @@ SWEEP_ONE_IN = 500
 
 
 def _increment(session: Session, counts: list[tuple[str, int, int]]) -> list[int]:
-    """Add to each (key, expiry, amount) counter in one transaction; their hits after."""
+    """Add to each (key, expiry, amount) counter in one statement and commit; their hits after."""
     now = time.time()
     dialect = session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    ended = WINDOWS.c.expires_at <= now
-    results = []
+    # One row per key: an upsert may not touch the same row twice.
+    rows: dict[str, dict] = {}
     for key, expiry, amount in counts:
-        statement = (
-            insert(WINDOWS)
-            .values(key=key, hits=amount, expires_at=now + expiry)
-            .on_conflict_do_update(
-                index_elements=[WINDOWS.c.key],
-                # A window that has ended starts again from this hit.
-                set_={
-                    "hits": case((ended, amount), else_=WINDOWS.c.hits + amount),
-                    "expires_at": case((ended, now + expiry), else_=WINDOWS.c.expires_at),
-                },
-            )
-            .returning(WINDOWS.c.hits)
-        )
-        results.append(session.execute(statement).scalar_one())
+        row = rows.setdefault(key, {"key": key, "hits": 0, "expires_at": now + expiry})
+        row["hits"] += amount
+    statement = insert(WINDOWS).values(list(rows.values()))
+    ended = WINDOWS.c.expires_at <= now
+    statement = statement.on_conflict_do_update(
+        index_elements=[WINDOWS.c.key],
+        # A window that has ended starts again from this hit.
+        set_={
+            "hits": case(
+                (ended, statement.excluded.hits), else_=WINDOWS.c.hits + statement.excluded.hits
+            ),
+            "expires_at": case((ended, statement.excluded.expires_at), else_=WINDOWS.c.expires_at),
+        },
+    ).returning(WINDOWS.c.key, WINDOWS.c.hits)
+    hits = dict(session.execute(statement).all())
     if random.randrange(SWEEP_ONE_IN) == 0:
         session.execute(delete(WINDOWS).where(WINDOWS.c.expires_at < now))
     session.commit()
-    return results
+    return [hits[key] for key, _expiry, _amount in counts]
 
 
 def _window(session: Session, key: str) -> tuple[int, float]:
