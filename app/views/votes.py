@@ -6,13 +6,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app import queries
-from app.auth import csrf_protected, current_user
+from app.auth import csrf_protected, remember_user, session_user_id, still_signed_in
 from app.eligibility import vote_refusal
 from app.errors import InvalidInput, NotAllowed, WordingChanged
 from app.input_rules import FORM_RULES, field_problems
 from app.models import Amendment, utcnow
 from app.rate_limiting import rate_limited
-from app.services import cast_vote, participant_of, window_of
+from app.services import cast_vote, get_user, participant_of, window_of
 from app.views.amendments import clause_url
 from app.views.consultations import clause
 from app.web import form_fields, is_htmx, redirect, render
@@ -23,25 +23,33 @@ from app.web import form_fields, is_htmx, redirect, render
 async def vote(request: Request) -> Response:
     """Support, oppose or withdraw; htmx gets the updated widget, others a redirect back."""
     amendment_id = int(request.path_params["amendment_id"])
-    user = await current_user(request)
-    if user is None:
+    user_id = session_user_id(request)
+    if user_id is None:
         raise NotAllowed("Sign in to vote on amendments.")
     fields = await form_fields(request, "stance", "wording")
     stance = fields["stance"]
     if problems := field_problems({"stance": stance}, FORM_RULES["vote"]):
         raise InvalidInput(problems)
     database = request.app.state.database
-    # One short write transaction: the vote, and what the widget shows after it, read
-    # under the vote's locks, so that showing it needs no second transaction.
-    try:
-        cast = await database.write(
-            cast_vote,
-            user.id,
+
+    # One short write transaction: the session's account, the vote, and what the widget
+    # shows after it, read under the vote's locks, so no other transaction is needed.
+    def vote_as_session_user(session):
+        user = get_user(session, user_id)
+        if not still_signed_in(request, user):
+            return user, None  # the session was ended on the server: nothing is cast
+        cast = cast_vote(
+            session,
+            user_id,
             amendment_id,
             None if stance == "withdraw" else stance,
             # The fingerprint of the wording the voter read: absent from scripts' posts.
             wording=fields["wording"] or None,
         )
+        return user, cast
+
+    try:
+        user, cast = await database.write(vote_as_session_user)
     except WordingChanged as refused:
         if is_htmx(request):
             raise  # an error summary swapped into the vote widget
@@ -53,6 +61,8 @@ async def vote(request: Request) -> Response:
         slug, number = await database.run(address)
         request.scope["path_params"] = {"slug": slug, "number": number}
         return await clause(request, {f"vote-{amendment_id}": refused.message})
+    if remember_user(request, user_id, user) is None or cast is None:
+        raise NotAllowed("Sign in to vote on amendments.")
     if not is_htmx(request):
         slug, number = await database.run(queries.clause_page_address, cast.amendment)
         return redirect(f"{clause_url(slug, number)}?voted={amendment_id}#amendment-{amendment_id}")
