@@ -5,19 +5,19 @@ hosts), and the one thing they all share without extra infrastructure is the dat
 The ``limits`` library ships Redis, Memcached, MongoDB and in-memory storages but none
 over SQL, so this implements its small ``Storage`` interface (enough for the fixed
 window strategy) over one table, ``rate_limit_window``: a row per counter, increased
-with one atomic ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING`` on both engines
-(one statement for all the counters a request counts against).
+with one atomic ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING`` on both engines.
 
 Store layer: imports the database and models, nothing from the web.
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 
 from limits.storage import Storage
-from sqlalchemy import case, delete, select
+from sqlalchemy import bindparam, case, delete, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -33,19 +33,20 @@ WINDOWS = RateLimitWindow.__table__
 SWEEP_ONE_IN = 500
 
 
-def _increment(session: Session, counts: list[tuple[str, int, int]]) -> list[int]:
-    """Add to each (key, expiry, amount) counter in one statement and commit; their hits after."""
-    now = time.time()
-    dialect = session.get_bind().dialect.name
+@functools.cache
+def _increment_statement(dialect: str):
+    """The upsert of one counter, built once (and compiled once: SQLAlchemy caches it).
+
+    Executed with several parameter sets, one per counter, in one transaction. (A
+    multi-row VALUES would be one statement, but SQLAlchemy neither caches nor batches
+    it, and compiling it every time costs more than the second round trip.)
+    """
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    # One row per key: an upsert may not touch the same row twice.
-    rows: dict[str, dict] = {}
-    for key, expiry, amount in counts:
-        row = rows.setdefault(key, {"key": key, "hits": 0, "expires_at": now + expiry})
-        row["hits"] += amount
-    statement = insert(WINDOWS).values(list(rows.values()))
-    ended = WINDOWS.c.expires_at <= now
-    statement = statement.on_conflict_do_update(
+    statement = insert(WINDOWS).values(
+        key=bindparam("key"), hits=bindparam("hits"), expires_at=bindparam("expires_at")
+    )
+    ended = WINDOWS.c.expires_at <= bindparam("now")
+    return statement.on_conflict_do_update(
         index_elements=[WINDOWS.c.key],
         # A window that has ended starts again from this hit.
         set_={
@@ -55,7 +56,18 @@ def _increment(session: Session, counts: list[tuple[str, int, int]]) -> list[int
             "expires_at": case((ended, statement.excluded.expires_at), else_=WINDOWS.c.expires_at),
         },
     ).returning(WINDOWS.c.key, WINDOWS.c.hits)
-    hits = dict(session.execute(statement).all())
+
+
+def _increment(session: Session, counts: list[tuple[str, int, int]]) -> list[int]:
+    """Add to each (key, expiry, amount) counter in one transaction; their hits after."""
+    now = time.time()
+    # One row per key: an upsert may not touch the same row twice.
+    rows: dict[str, dict] = {}
+    for key, expiry, amount in counts:
+        row = rows.setdefault(key, {"key": key, "hits": 0, "expires_at": now + expiry, "now": now})
+        row["hits"] += amount
+    statement = _increment_statement(session.get_bind().dialect.name)
+    hits = dict(session.execute(statement, list(rows.values())).all())
     if random.randrange(SWEEP_ONE_IN) == 0:
         session.execute(delete(WINDOWS).where(WINDOWS.c.expires_at < now))
     session.commit()
