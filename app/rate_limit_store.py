@@ -67,7 +67,7 @@ def _increment(session: Session, counts: list[tuple[str, int, int]]) -> list[int
         row = rows.setdefault(key, {"key": key, "hits": 0, "expires_at": now + expiry, "now": now})
         row["hits"] += amount
     statement = _increment_statement(session.get_bind().dialect.name)
-    hits = dict(session.execute(statement, list(rows.values())).all())
+    hits = dict(session.connection().execute(statement, list(rows.values())).all())
     if random.randrange(SWEEP_ONE_IN) == 0:
         session.execute(delete(WINDOWS).where(WINDOWS.c.expires_at < now))
     session.commit()

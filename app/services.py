@@ -17,7 +17,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -142,6 +142,22 @@ class VoteCast:
     opposes: int = 0
 
 
+# The statements of ``_lock_for_vote``, built once with bound parameters (see
+# tallies._vote_statements for why).
+_VOTE_LOCKS = select(
+    _fair_lock(_CONSULTATION_LOCKS, Amendment.consultation_id, exclusive=False),
+    _fair_lock(_AMENDMENT_LOCKS, Amendment.id, exclusive=False),
+).where(Amendment.id == bindparam("amendment_id"))
+_LOCKED_FOR_VOTE = (
+    select(Consultation, Amendment, User.email, User.email_verified)
+    .join(Amendment, col(Amendment.consultation_id) == Consultation.id)
+    .outerjoin(User, col(User.id) == bindparam("user_id"))
+    .where(Amendment.id == bindparam("amendment_id"))
+    .with_for_update(read=True, of=[Consultation, Amendment])  # type: ignore[list-item]
+    .execution_options(populate_existing=True)
+)
+
+
 def _lock_for_vote(
     session: Session, amendment_id: int, user_id: int | None
 ) -> tuple[Consultation, Amendment, Participant | None] | None:
@@ -154,27 +170,11 @@ def _lock_for_vote(
     FOR SHARE and reads the voter's account alongside. None when there is no such
     amendment.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        queued = (
-            session.connection()
-            .execute(
-                select(
-                    _fair_lock(_CONSULTATION_LOCKS, Amendment.consultation_id, exclusive=False),
-                    _fair_lock(_AMENDMENT_LOCKS, Amendment.id, exclusive=False),
-                ).where(Amendment.id == amendment_id)
-            )
-            .first()
-        )
-        if queued is None:
-            return None
-    row = session.exec(
-        select(Consultation, Amendment, User.email, User.email_verified)
-        .join(Amendment, col(Amendment.consultation_id) == Consultation.id)
-        .outerjoin(User, col(User.id) == user_id)
-        .where(Amendment.id == amendment_id)
-        .with_for_update(read=True, of=[Consultation, Amendment])  # type: ignore[list-item]
-        .execution_options(populate_existing=True)
-    ).first()
+    parameters = {"amendment_id": amendment_id, "user_id": user_id}
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    if postgresql and session.connection().execute(_VOTE_LOCKS, parameters).first() is None:
+        return None
+    row = session.exec(_LOCKED_FOR_VOTE, params=parameters).first()
     if row is None:
         return None
     consultation, amendment, email, email_verified = row
