@@ -1,4 +1,4 @@
-"""A ``limits`` storage kept in Redline's own database, for when no Redis is configured.
+"""``limits`` storages of Redline's own: in its database (no Redis configured) and in memory.
 
 Why: rate limits must hold across every web process (several uvicorn workers, several
 hosts), and the one thing they all share without extra infrastructure is the database.
@@ -6,6 +6,8 @@ The ``limits`` library ships Redis, Memcached, MongoDB and in-memory storages bu
 over SQL, so this implements its small ``Storage`` interface (enough for the fixed
 window strategy) over one table, ``rate_limit_window``: a row per counter, increased
 with one atomic ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING`` on both engines.
+``MemoryStorage`` is the same counters in one process's memory, for the embedded
+default (see its docstring for why not the library's own).
 
 Store layer: imports the database and models, nothing from the web.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import random
+import threading
 import time
 
 from limits.storage import Storage
@@ -142,3 +145,70 @@ class DatabaseStorage(Storage):
     def clear(self, key: str) -> None:
         """Forget the counter ``key``."""
         self.database.write_call(_clear, key)
+
+
+class MemoryStorage(Storage):
+    """Fixed-window counters in this process's memory, for the embedded default.
+
+    Why not ``limits``' own memory storage: it expires counters from a timer thread
+    that it starts again 10 ms after the previous one ended, and that walks every
+    counter each time. Measured with 20,000 people's counters (one a minute each, as
+    at 330 votes a second), that cost 1.5 ms of CPU per vote, more than the rest of
+    the rate limit and about a quarter of the vote. Here a counter whose window has
+    ended starts again when it is next counted, and ended windows are swept inline,
+    about one count in ``SWEEP_ONE_IN``, as in the database storage.
+    """
+
+    STORAGE_SCHEME = ["redline-memory"]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._windows: dict[str, tuple[int, float]] = {}  # key -> (hits, expires at)
+        self._lock = threading.Lock()
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        return ValueError
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        """Add ``amount`` to the counter ``key`` (a new window of ``expiry`` s if it ended)."""
+        now = time.time()
+        with self._lock:
+            hits, expires_at = self._windows.get(key, (0, now))
+            if expires_at <= now:
+                hits, expires_at = 0, now + expiry
+            self._windows[key] = (hits + amount, expires_at)
+            if random.randrange(SWEEP_ONE_IN) == 0:
+                ended = [k for k, (_, end) in self._windows.items() if end <= now]
+                for k in ended:
+                    del self._windows[k]
+            return hits + amount
+
+    def _window(self, key: str) -> tuple[int, float]:
+        now = time.time()
+        hits, expires_at = self._windows.get(key, (0, now))
+        return (0, now) if expires_at <= now else (hits, expires_at)
+
+    def get(self, key: str) -> int:
+        """Hits so far in the current window of ``key`` (0 when none)."""
+        return self._window(key)[0]
+
+    def get_expiry(self, key: str) -> float:
+        """When the current window of ``key`` ends (Unix time; now when there is none)."""
+        return self._window(key)[1]
+
+    def check(self) -> bool:
+        """Always True: memory always answers."""
+        return True
+
+    def reset(self) -> int | None:
+        """Forget every counter; returns how many there were."""
+        with self._lock:
+            removed = len(self._windows)
+            self._windows.clear()
+        return removed
+
+    def clear(self, key: str) -> None:
+        """Forget the counter ``key``."""
+        with self._lock:
+            self._windows.pop(key, None)

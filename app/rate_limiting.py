@@ -41,7 +41,7 @@ from app.auth import session_user_id
 from app.db import Database
 from app.errors import RedlineError
 from app.rate_limit_rules import ACTIONS, SCOPES, parse_limit, setting_key
-from app.rate_limit_store import DatabaseStorage
+from app.rate_limit_store import DatabaseStorage, MemoryStorage
 from app.settings import Settings
 
 log = logging.getLogger("redline.rate_limits")
@@ -73,7 +73,7 @@ class RateLimiter:
         if settings.redis_url:
             self.storage = storage_from_string(settings.redis_url)
         elif settings.is_embedded_database:
-            self.storage = storage_from_string("memory://")
+            self.storage = MemoryStorage()
             self.blocking = False
         else:
             self.storage = DatabaseStorage(database)
