@@ -36,7 +36,9 @@ def make_templates() -> Jinja2Templates:
             ),
         ]
     )
-    env = jinja2.Environment(loader=loader, autoescape=True)
+    # Templates change only with the code, and a deploy restarts the processes: no need
+    # to check every template file's modification time on every render (auto_reload).
+    env = jinja2.Environment(loader=loader, autoescape=True, auto_reload=False)
     env.filters["london_time"] = london_time
     env.filters["paragraphs"] = paragraphs
     # Pages show the same few diffs again and again; the wording of a stored amendment and
