@@ -119,18 +119,33 @@ def session_user_id(request: Request) -> int | None:
     return int(user_id)
 
 
+def still_signed_in(request: Request, user: User | None) -> bool:
+    """Whether ``user``, as just loaded, may act in this session: it has not been ended on
+    the server (signed out, a role revoked) since the cookie was issued."""
+    return user is not None and request.session.get(SESSION_VERSION, 0) == user.session_version
+
+
+def remember_user(request: Request, user_id: int | None, user: User | None) -> User | None:
+    """Settle this request's user, given the account loaded for the session's ``user_id``.
+
+    Every copy of a cookie whose session was ended on the server lands here: the user is
+    None and the session is forgotten in this browser. ``current_user`` returns what
+    this remembered, without loading it again.
+    """
+    if not still_signed_in(request, user):
+        user = None
+    if user_id and user is None:
+        end_session(request)
+    request.state.user = user
+    return user
+
+
 async def current_user(request: Request) -> User | None:
     """The signed-in user, loaded once per request."""
     if "user" not in request.state._state:
         user_id = session_user_id(request)
         user = await request.app.state.database.run(get_user, user_id) if user_id else None
-        if user is not None and request.session.get(SESSION_VERSION, 0) != user.session_version:
-            # Ended on the server since this cookie was issued: signed out, or a role
-            # revoked. Every copy of the cookie lands here.
-            user = None
-        if user_id and user is None:
-            end_session(request)
-        request.state.user = user
+        remember_user(request, user_id, user)
     return request.state.user
 
 

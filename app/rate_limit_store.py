@@ -1,4 +1,4 @@
-"""A ``limits`` storage kept in Redline's own database, for when no Redis is configured.
+"""``limits`` storages of Redline's own: in its database (no Redis configured) and in memory.
 
 Why: rate limits must hold across every web process (several uvicorn workers, several
 hosts), and the one thing they all share without extra infrastructure is the database.
@@ -6,17 +6,21 @@ The ``limits`` library ships Redis, Memcached, MongoDB and in-memory storages bu
 over SQL, so this implements its small ``Storage`` interface (enough for the fixed
 window strategy) over one table, ``rate_limit_window``: a row per counter, increased
 with one atomic ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING`` on both engines.
+``MemoryStorage`` is the same counters in one process's memory, for the embedded
+default (see its docstring for why not the library's own).
 
 Store layer: imports the database and models, nothing from the web.
 """
 
 from __future__ import annotations
 
+import functools
 import random
+import threading
 import time
 
 from limits.storage import Storage
-from sqlalchemy import case, delete, select
+from sqlalchemy import bindparam, case, delete, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -32,32 +36,45 @@ WINDOWS = RateLimitWindow.__table__
 SWEEP_ONE_IN = 500
 
 
+@functools.cache
+def _increment_statement(dialect: str):
+    """The upsert of one counter, built once (and compiled once: SQLAlchemy caches it).
+
+    Executed with several parameter sets, one per counter, in one transaction. (A
+    multi-row VALUES would be one statement, but SQLAlchemy neither caches nor batches
+    it, and compiling it every time costs more than the second round trip.)
+    """
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(WINDOWS).values(
+        key=bindparam("key"), hits=bindparam("hits"), expires_at=bindparam("expires_at")
+    )
+    ended = WINDOWS.c.expires_at <= bindparam("now")
+    return statement.on_conflict_do_update(
+        index_elements=[WINDOWS.c.key],
+        # A window that has ended starts again from this hit.
+        set_={
+            "hits": case(
+                (ended, statement.excluded.hits), else_=WINDOWS.c.hits + statement.excluded.hits
+            ),
+            "expires_at": case((ended, statement.excluded.expires_at), else_=WINDOWS.c.expires_at),
+        },
+    ).returning(WINDOWS.c.key, WINDOWS.c.hits)
+
+
 def _increment(session: Session, counts: list[tuple[str, int, int]]) -> list[int]:
     """Add to each (key, expiry, amount) counter in one transaction; their hits after."""
     now = time.time()
-    dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    ended = WINDOWS.c.expires_at <= now
-    results = []
+    # One row per key: an upsert may not touch the same row twice.
+    rows: dict[str, dict] = {}
     for key, expiry, amount in counts:
-        statement = (
-            insert(WINDOWS)
-            .values(key=key, hits=amount, expires_at=now + expiry)
-            .on_conflict_do_update(
-                index_elements=[WINDOWS.c.key],
-                # A window that has ended starts again from this hit.
-                set_={
-                    "hits": case((ended, amount), else_=WINDOWS.c.hits + amount),
-                    "expires_at": case((ended, now + expiry), else_=WINDOWS.c.expires_at),
-                },
-            )
-            .returning(WINDOWS.c.hits)
-        )
-        results.append(session.execute(statement).scalar_one())
+        row = rows.setdefault(key, {"key": key, "hits": 0, "expires_at": now + expiry, "now": now})
+        row["hits"] += amount
+    statement = _increment_statement(session.get_bind().dialect.name)
+    hits = dict(session.connection().execute(statement, list(rows.values())).all())
     if random.randrange(SWEEP_ONE_IN) == 0:
         session.execute(delete(WINDOWS).where(WINDOWS.c.expires_at < now))
     session.commit()
-    return results
+    return [hits[key] for key, _expiry, _amount in counts]
 
 
 def _window(session: Session, key: str) -> tuple[int, float]:
@@ -128,3 +145,70 @@ class DatabaseStorage(Storage):
     def clear(self, key: str) -> None:
         """Forget the counter ``key``."""
         self.database.write_call(_clear, key)
+
+
+class MemoryStorage(Storage):
+    """Fixed-window counters in this process's memory, for the embedded default.
+
+    Why not ``limits``' own memory storage: it expires counters from a timer thread
+    that it starts again 10 ms after the previous one ended, and that walks every
+    counter each time. Measured with 20,000 people's counters (one a minute each, as
+    at 330 votes a second), that cost 1.5 ms of CPU per vote, more than the rest of
+    the rate limit and about a quarter of the vote. Here a counter whose window has
+    ended starts again when it is next counted, and ended windows are swept inline,
+    about one count in ``SWEEP_ONE_IN``, as in the database storage.
+    """
+
+    STORAGE_SCHEME = ["redline-memory"]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._windows: dict[str, tuple[int, float]] = {}  # key -> (hits, expires at)
+        self._lock = threading.Lock()
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        return ValueError
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        """Add ``amount`` to the counter ``key`` (a new window of ``expiry`` s if it ended)."""
+        now = time.time()
+        with self._lock:
+            hits, expires_at = self._windows.get(key, (0, now))
+            if expires_at <= now:
+                hits, expires_at = 0, now + expiry
+            self._windows[key] = (hits + amount, expires_at)
+            if random.randrange(SWEEP_ONE_IN) == 0:
+                ended = [k for k, (_, end) in self._windows.items() if end <= now]
+                for k in ended:
+                    del self._windows[k]
+            return hits + amount
+
+    def _window(self, key: str) -> tuple[int, float]:
+        now = time.time()
+        hits, expires_at = self._windows.get(key, (0, now))
+        return (0, now) if expires_at <= now else (hits, expires_at)
+
+    def get(self, key: str) -> int:
+        """Hits so far in the current window of ``key`` (0 when none)."""
+        return self._window(key)[0]
+
+    def get_expiry(self, key: str) -> float:
+        """When the current window of ``key`` ends (Unix time; now when there is none)."""
+        return self._window(key)[1]
+
+    def check(self) -> bool:
+        """Always True: memory always answers."""
+        return True
+
+    def reset(self) -> int | None:
+        """Forget every counter; returns how many there were."""
+        with self._lock:
+            removed = len(self._windows)
+            self._windows.clear()
+        return removed
+
+    def clear(self, key: str) -> None:
+        """Forget the counter ``key``."""
+        with self._lock:
+            self._windows.pop(key, None)

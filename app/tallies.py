@@ -8,11 +8,15 @@ SHA-256 come from those rows, so nothing after closing changes what counts.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     and_,
+    bindparam,
     case,
     delete,
     exists,
@@ -22,6 +26,7 @@ from sqlalchemy import (
     literal_column,
     null,
     union_all,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
@@ -87,76 +92,130 @@ def _upsert(session: Session):
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
+# The statements a vote runs, built once per dialect with bound parameters: building
+# SQLAlchemy statements costs more CPU than compiling them (which SQLAlchemy caches),
+# and over Core tables, not ORM entities, they skip the ORM's bulk-persistence layer.
+_VOTES = Vote.__table__  # type: ignore[attr-defined]
+_VOTERS = Voter.__table__  # type: ignore[attr-defined]
+_TALLIES = VoteTally.__table__  # type: ignore[attr-defined]
+_USERS = User.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class _VoteStatements:
+    first_vote: Any  # inserts the vote unless the person has one: returns its id if so
+    withdrawal: Any  # deletes the vote: returns the stance it had
+    locked_vote: Any  # the vote's id and stance, locked until commit
+    changed_vote: Any
+    voter: Any  # the upsert of the voter row: returns the organisation they count for
+    tally: Any
+
+
+@functools.cache
+def _vote_statements(dialect: str) -> _VoteStatements:
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    this_vote = and_(
+        _VOTES.c.amendment_id == bindparam("amendment_id"),
+        _VOTES.c.user_id == bindparam("user_id"),
+    )
+    voter = insert_(_VOTERS).values(
+        consultation_id=bindparam("consultation_id"),
+        user_id=bindparam("user_id"),
+        # Read from the account inside the upsert itself: one statement, not two.
+        organisation_id=select(_USERS.c.organisation_id)
+        .where(_USERS.c.id == bindparam("user_id"))
+        .scalar_subquery(),
+        votes=bindparam("votes_delta"),
+    )
+    tally = insert_(_TALLIES).values(
+        amendment_id=bindparam("amendment_id"),
+        organisation_id=bindparam("organisation_id"),
+        supports=bindparam("supports"),
+        opposes=bindparam("opposes"),
+    )
+    return _VoteStatements(
+        first_vote=insert_(_VOTES)
+        .values(
+            amendment_id=bindparam("amendment_id"),
+            user_id=bindparam("user_id"),
+            stance=bindparam("stance"),
+            created_at=bindparam("now"),
+            updated_at=bindparam("now"),
+        )
+        .on_conflict_do_nothing(index_elements=[_VOTES.c.amendment_id, _VOTES.c.user_id])
+        .returning(_VOTES.c.id),
+        withdrawal=delete(_VOTES).where(this_vote).returning(_VOTES.c.stance),
+        locked_vote=select(_VOTES.c.id, _VOTES.c.stance).where(this_vote).with_for_update(),
+        changed_vote=update(_VOTES)
+        .where(_VOTES.c.id == bindparam("vote_id"))
+        .values(stance=bindparam("stance"), updated_at=bindparam("now")),
+        voter=voter.on_conflict_do_update(
+            index_elements=[_VOTERS.c.consultation_id, _VOTERS.c.user_id],
+            set_={"votes": _VOTERS.c.votes + bindparam("votes_delta")},
+        ).returning(_VOTERS.c.organisation_id),
+        tally=tally.on_conflict_do_update(
+            index_elements=[_TALLIES.c.amendment_id, _TALLIES.c.organisation_id],
+            set_={
+                "supports": _TALLIES.c.supports + bindparam("supports"),
+                "opposes": _TALLIES.c.opposes + bindparam("opposes"),
+            },
+        ),
+    )
+
+
 def change_vote(
     session: Session, consultation_id: int, amendment_id: int, user_id: int, stance: str | None
 ) -> str | None:
     """Cast, change or (stance None) withdraw one vote, keeping the tallies in step.
 
     Not committed: the caller has checked the rules and commits. Returns the previous
-    stance. The vote row is locked before it is read, and a first vote that races
-    another first vote by the same person (the unique constraint) is retried as a
-    change, so the tallies move by exactly the difference between what was stored
-    before and what is stored after.
+    stance. Each step reads the vote row as it writes or locks it (an insert that does
+    nothing when the row exists, a delete returning what it deleted, a locked read
+    before an update), so that two clicks racing each other never fail or count
+    twice: the tallies move by exactly the difference between what was stored before
+    and what is stored after. A first vote is one statement, the common case.
     """
-    insert_ = _upsert(session)
+    statements = _vote_statements(session.get_bind().dialect.name)
+    # Core statements on the session's connection: no ORM objects to track on this path.
+    connection = session.connection()
+    this_vote = {"amendment_id": amendment_id, "user_id": user_id}
     now = utcnow()
-
-    def existing() -> Vote | None:
-        return session.exec(
-            select(Vote)
-            .where(Vote.amendment_id == amendment_id, Vote.user_id == user_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).first()
-
-    vote = existing()
-    if vote is None and stance is not None:
-        inserted = session.execute(
-            insert_(Vote)
-            .values(
-                amendment_id=amendment_id,
-                user_id=user_id,
-                stance=stance,
-                created_at=now,
-                updated_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=[col(Vote.amendment_id), col(Vote.user_id)])
-            .returning(Vote.id)
+    while True:
+        if stance is None:
+            deleted = connection.execute(statements.withdrawal, this_vote).first()
+            previous = deleted[0] if deleted is not None else None
+            break
+        inserted = connection.execute(
+            statements.first_vote, {**this_vote, "stance": stance, "now": now}
         ).first()
         if inserted is not None:
-            _count(session, consultation_id, amendment_id, user_id, None, stance)
-            return None
-        vote = existing()
-    previous = vote.stance if vote is not None else None
-    if previous == stance:
-        return previous
-    if stance is None:
-        session.execute(delete(Vote).where(col(Vote.id) == vote.id))
-    else:
-        vote.stance, vote.updated_at = stance, now
-        session.add(vote)
-        session.flush()
-    _count(session, consultation_id, amendment_id, user_id, previous, stance)
+            previous = None
+            break
+        # The row exists (or a racing first vote has just committed it): lock, then read.
+        existing = connection.execute(statements.locked_vote, this_vote).first()
+        if existing is None:
+            continue  # withdrawn in between by another request of the same person: insert
+        previous = existing.stance
+        if previous != stance:
+            connection.execute(
+                statements.changed_vote, {"vote_id": existing.id, "stance": stance, "now": now}
+            )
+        break
+    if previous != stance:
+        _count(session, consultation_id, amendment_id, user_id, previous, stance)
     return previous
 
 
 def participate(session: Session, consultation_id: int, user_id: int, votes_delta: int = 0):
     """Make sure the person has a voter row here (organisation fixed on first participation),
     add ``votes_delta`` to their vote count, and return the organisation they count for."""
-    insert_ = _upsert(session)
-    organisation = session.exec(select(User.organisation_id).where(User.id == user_id)).first()
-    voter = insert_(Voter).values(
-        consultation_id=consultation_id,
-        user_id=user_id,
-        organisation_id=organisation,
-        votes=votes_delta,
+    statement = _vote_statements(session.get_bind().dialect.name).voter
+    parameters = {"consultation_id": consultation_id, "user_id": user_id}
+    return (
+        session.connection()
+        .execute(statement, {**parameters, "votes_delta": votes_delta})
+        .scalar_one()
     )
-    return session.execute(
-        voter.on_conflict_do_update(
-            index_elements=[col(Voter.consultation_id), col(Voter.user_id)],
-            set_={"votes": Voter.votes + votes_delta},
-        ).returning(Voter.organisation_id)
-    ).scalar_one()
 
 
 def _count(
@@ -168,25 +227,16 @@ def _count(
     new: str | None,
 ) -> None:
     """Move the voter's and the amendment's counts from ``old`` to ``new``."""
-    insert_ = _upsert(session)
     votes_delta = (new is not None) - (old is not None)
     voter_organisation = participate(session, consultation_id, user_id, votes_delta)
-    supports = (new == "support") - (old == "support")
-    opposes = (new == "oppose") - (old == "oppose")
-    tally = insert_(VoteTally).values(
-        amendment_id=amendment_id,
-        organisation_id=voter_organisation or 0,
-        supports=supports,
-        opposes=opposes,
-    )
-    session.execute(
-        tally.on_conflict_do_update(
-            index_elements=[col(VoteTally.amendment_id), col(VoteTally.organisation_id)],
-            set_={
-                "supports": VoteTally.supports + supports,
-                "opposes": VoteTally.opposes + opposes,
-            },
-        )
+    session.connection().execute(
+        _vote_statements(session.get_bind().dialect.name).tally,
+        {
+            "amendment_id": amendment_id,
+            "organisation_id": voter_organisation or 0,
+            "supports": (new == "support") - (old == "support"),
+            "opposes": (new == "oppose") - (old == "oppose"),
+        },
     )
 
 

@@ -3,7 +3,7 @@
 Limits are counted in PostgreSQL (shared by every process on it), in each process's
 memory on the embedded SQLite default, and in Redis when REDLINE_REDIS_URL is set;
 PostgreSQL and Redis are shown shared by two app instances, and the database storage
-itself is tested on both engines.
+itself is tested on both engines (the memory storage on its own).
 Redis tests use 127.0.0.1:6379 (REDLINE_TEST_REDIS_URL) and skip where there is none,
 unless CI=true, where they fail.
 """
@@ -26,7 +26,7 @@ from app.db import Database
 from app.main import create_app
 from app.models import Amendment, AmendmentFlag, Clause, User, Vote
 from app.rate_limit_rules import DEFAULT_RATE_LIMITS
-from app.rate_limit_store import DatabaseStorage
+from app.rate_limit_store import DatabaseStorage, MemoryStorage
 from app.settings import Settings, SettingsError
 from tests.conftest import IN_CI, Templates, database_copy, settings_for
 from tests.utils.sessions import force_login
@@ -245,6 +245,31 @@ def test_the_database_storage_counts_windows_and_forgets_them(database):
     assert storage.get("short") == 0
     assert storage.incr("short", 1) == 1
     assert storage.reset() == 2
+
+
+def test_the_memory_storage_counts_windows_and_forgets_them(monkeypatch):
+    storage = MemoryStorage()
+    assert storage.check()
+    assert storage.get("votes/user/1") == 0
+    assert [storage.incr("votes/user/1", 60) for _ in range(3)] == [1, 2, 3]
+    assert storage.get("votes/user/1") == 3
+    assert 55 < storage.get_expiry("votes/user/1") - time.time() <= 60
+    storage.clear("votes/user/1")
+    assert storage.get("votes/user/1") == 0
+    # A window that has ended starts again from the next hit, and is swept in passing.
+    assert storage.incr("short", 1) == 1 and storage.incr("short", 1) == 2
+    time.sleep(1.1)
+    assert storage.get("short") == 0
+    monkeypatch.setattr("app.rate_limit_store.SWEEP_ONE_IN", 1)
+    assert storage.incr("other", 60) == 1
+    assert storage.reset() == 1  # "short" was swept
+
+
+def test_the_memory_storage_counts_every_hit_from_many_threads():
+    storage = MemoryStorage()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        seen = list(pool.map(lambda _: storage.incr("burst", 60), range(160)))
+    assert sorted(seen) == list(range(1, 161))
 
 
 def test_the_database_storage_counts_every_hit_from_many_threads(database):

@@ -2,7 +2,8 @@
 
 On SQLite and PostgreSQL, through the real app: an organiser's cookie is copied,
 then the organiser signs out (or an administrator revokes their role), and the copy
-is refused on an organiser page, a report download and a consultation edit POST.
+is refused on an organiser page, a report download and a consultation edit POST; a
+participant's copied cookie casts no vote.
 """
 
 from __future__ import annotations
@@ -158,3 +159,25 @@ def test_the_idle_limit_is_a_setting_enforced_on_the_server(seeded):
         assert client.get(f"/organise/{DEMO}").status_code == 200
         force_login(client, user_id, signed_in_at=now - 3600, seen_at=now - 31 * 60)
         assert client.get(f"/organise/{DEMO}").status_code == 403
+
+
+def test_a_copy_of_a_voters_cookie_casts_nothing_after_sign_out(seeded):
+    """The vote checks the session inside its own write transaction (views/votes.py)."""
+    from tests.test_pages import amendment_on, counts, user_id
+
+    amendment = amendment_on(seeded, "7", "carys.llewellyn@england.nhs.uk")
+    before = counts(seeded, amendment.id)
+    app = create_app(settings_for(seeded.url))
+    with TestClient(app, follow_redirects=False) as voter:
+        voter.csrf = force_login(voter, user_id(seeded, "dan.price@cabinetoffice.gov.uk"))
+        thief = copy_of(voter)
+        url = f"/amendments/{amendment.id}/vote"
+        htmx = {"HX-Request": "true", "X-CSRF-Token": thief.csrf}
+        assert thief.post(url, data={"stance": "support"}, headers=htmx).status_code == 200
+        assert counts(seeded, amendment.id) == (before[0] + 1, before[1])
+        assert voter.post("/sign-out", data={"csrf_token": voter.csrf}).status_code == 303
+        refused = thief.post(url, data={"stance": "oppose"}, headers=htmx)
+        assert refused.status_code == 403 and "Sign in to vote" in refused.text
+        # The refusal also forgot the session in that browser: no token, no session.
+        assert thief.post(url, data={"stance": "withdraw"}, headers=htmx).status_code == 403
+        assert counts(seeded, amendment.id) == (before[0] + 1, before[1])

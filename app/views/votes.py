@@ -6,13 +6,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app import queries
-from app.auth import csrf_protected, current_user
+from app.auth import csrf_protected, remember_user, session_user_id, still_signed_in
 from app.eligibility import vote_refusal
 from app.errors import InvalidInput, NotAllowed, WordingChanged
 from app.input_rules import FORM_RULES, field_problems
-from app.models import Amendment, Consultation, utcnow
+from app.models import Amendment, utcnow
 from app.rate_limiting import rate_limited
-from app.services import cast_vote, participant_of, window_of
+from app.services import cast_vote, get_user, participant_of, window_of
 from app.views.amendments import clause_url
 from app.views.consultations import clause
 from app.web import form_fields, is_htmx, redirect, render
@@ -23,25 +23,33 @@ from app.web import form_fields, is_htmx, redirect, render
 async def vote(request: Request) -> Response:
     """Support, oppose or withdraw; htmx gets the updated widget, others a redirect back."""
     amendment_id = int(request.path_params["amendment_id"])
-    user = await current_user(request)
-    if user is None:
+    user_id = session_user_id(request)
+    if user_id is None:
         raise NotAllowed("Sign in to vote on amendments.")
     fields = await form_fields(request, "stance", "wording")
     stance = fields["stance"]
     if problems := field_problems({"stance": stance}, FORM_RULES["vote"]):
         raise InvalidInput(problems)
     database = request.app.state.database
-    # The vote is one short write transaction; what the page shows afterwards is read
-    # outside it, so that the write lock is held for the vote alone.
-    try:
-        amendment = await database.write(
-            cast_vote,
-            user.id,
+
+    # One short write transaction: the session's account, the vote, and what the widget
+    # shows after it, read under the vote's locks, so no other transaction is needed.
+    def vote_as_session_user(session):
+        user = get_user(session, user_id)
+        if not still_signed_in(request, user):
+            return user, None  # the session was ended on the server: nothing is cast
+        cast = cast_vote(
+            session,
+            user_id,
             amendment_id,
             None if stance == "withdraw" else stance,
-            # The fingerprint of the wording the voter read; absent from scripts' posts.
+            # The fingerprint of the wording the voter read: absent from scripts' posts.
             wording=fields["wording"] or None,
         )
+        return user, cast
+
+    try:
+        user, cast = await database.write(vote_as_session_user)
     except WordingChanged as refused:
         if is_htmx(request):
             raise  # an error summary swapped into the vote widget
@@ -53,20 +61,17 @@ async def vote(request: Request) -> Response:
         slug, number = await database.run(address)
         request.scope["path_params"] = {"slug": slug, "number": number}
         return await clause(request, {f"vote-{amendment_id}": refused.message})
+    if remember_user(request, user_id, user) is None or cast is None:
+        raise NotAllowed("Sign in to vote on amendments.")
     if not is_htmx(request):
-        slug, number = await database.run(queries.clause_page_address, amendment)
+        slug, number = await database.run(queries.clause_page_address, cast.amendment)
         return redirect(f"{clause_url(slug, number)}?voted={amendment_id}#amendment-{amendment_id}")
-
-    def show(session):
-        row = queries.amendment_row(session, amendment_id, user.id)
-        return row, session.get(Consultation, row.amendment.consultation_id)
-
-    row, consultation = await database.run(show)
     refusal = vote_refusal(
-        participant_of(user), window_of(consultation), row.amendment.status, utcnow()
+        participant_of(user), window_of(cast.consultation), cast.amendment.status, utcnow()
     )
     return await render(
         request,
         "_vote_widget.html",
-        {"row": row, "refusal": refusal, "consultation": consultation, "announce": True},
+        # A VoteCast has what the widget reads of an amendment row (queries.AmendmentRow).
+        {"row": cast, "refusal": refusal, "consultation": cast.consultation, "announce": True},
     )
