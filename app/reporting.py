@@ -23,7 +23,6 @@ from app.disclosure import disclose
 from app.models import (
     Amendment,
     AuditEntry,
-    Ballot,
     Clause,
     ClauseVersion,
     Consultation,
@@ -43,6 +42,7 @@ from app.summary import facts_by_ref
 from app.tallies import (
     LISTED_STATUSES,
     amendment_ref,
+    frozen_voters_by_group,
     rules_of,
     tallies,
     voters_by_organisation,
@@ -287,12 +287,7 @@ def build_report(session: Session, consultation: Consultation) -> Report:
 
 def _voters_by_group(session: Session, consultation: Consultation, frozen: bool) -> dict[str, int]:
     if frozen:
-        rows = session.exec(
-            select(Ballot.organisation, func.count(distinct(Ballot.user_id)))
-            .where(Ballot.consultation_id == consultation.id, col(Ballot.user_id).is_not(None))
-            .group_by(Ballot.organisation)
-        )
-        return {name: int(n) for name, n in rows}
+        return frozen_voters_by_group(session, consultation.id)
     voters = voters_by_organisation(session, consultation.id)
     recode = recode_small_organisations(voters)
     grouped: dict[str, int] = defaultdict(int)
