@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, distinct, exists, func
-from sqlalchemy.orm import aliased
+from sqlalchemy import and_, case, func
 from sqlmodel import Session, col, select
 
 from app.disclosure import disclose
@@ -115,28 +114,32 @@ class Report:
 def _amendments(session: Session, consultation_id: int) -> dict[str, Any]:
     """Every amendment of the consultation as plain rows, keyed by reference."""
     # Plain rows, not ORM objects: a report may hold tens of thousands of amendments.
-    rows = session.connection().execute(
-        select(
-            Amendment.id,
-            Amendment.author_id,
-            Amendment.kind,
-            Amendment.proposed_heading,
-            Amendment.proposed_text,
-            Amendment.rationale,
-            Amendment.status,
-            Amendment.status_reason,
-            Amendment.withheld,
-            ClauseVersion.version,
-            User.display_name,
-            User.pseudonym,
-            User.show_organisation,
-            Organisation.name.label("organisation"),
+    rows = (
+        session.connection()
+        .execute(
+            select(
+                Amendment.id,
+                Amendment.author_id,
+                Amendment.kind,
+                Amendment.proposed_heading,
+                Amendment.proposed_text,
+                Amendment.rationale,
+                Amendment.status,
+                Amendment.status_reason,
+                Amendment.withheld,
+                ClauseVersion.version,
+                User.display_name,
+                User.pseudonym,
+                User.show_organisation,
+                Organisation.name.label("organisation"),
+            )
+            .join(ClauseVersion, col(ClauseVersion.id) == Amendment.clause_version_id)
+            .join(User, col(User.id) == Amendment.author_id)
+            .outerjoin(Organisation, col(Organisation.id) == User.organisation_id)
+            .where(Amendment.consultation_id == consultation_id)
         )
-        .join(ClauseVersion, col(ClauseVersion.id) == Amendment.clause_version_id)
-        .join(User, col(User.id) == Amendment.author_id)
-        .outerjoin(Organisation, col(Organisation.id) == User.organisation_id)
-        .where(Amendment.consultation_id == consultation_id)
-    )
+        .all()
+    )  # fetched in bulk: row-by-row fetching costs more than the query
     return {amendment_ref(row.id): row for row in rows}
 
 
@@ -296,38 +299,58 @@ def _voters_by_group(session: Session, consultation: Consultation, frozen: bool)
     return dict(grouped)
 
 
-def _proposers_by_organisation(session: Session, consultation_id: int, only_non_voters: bool):
-    """Distinct proposers per organisation; optionally only those who cast no vote here."""
+def _proposers_by_organisation(
+    session: Session, consultation_id: int
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Distinct proposers per organisation, and those of them who cast no vote here.
+
+    "No vote here" means none on a listed amendment. It is read from the vote count kept
+    on each person's ``voter`` row (app.tallies.participate), less their votes on
+    amendments no longer listed (hidden or withdrawn: few), rather than by looking for
+    each proposer's votes among all the votes.
+    """
     # The organisation a person counts for here was fixed when they first took part
     # (app.tallies.participate), so a later sign-in from elsewhere changes nothing.
+    authors = (
+        select(Amendment.author_id)
+        .where(Amendment.consultation_id == consultation_id, Amendment.status != "withdrawn")
+        .distinct()
+        .subquery()
+    )
+    unlisted_votes = (
+        select(Vote.user_id, func.count().label("votes"))
+        .join(Amendment, col(Amendment.id) == Vote.amendment_id)
+        .where(Amendment.consultation_id == consultation_id)
+        .where(col(Amendment.status).not_in(LISTED_STATUSES))
+        .group_by(Vote.user_id)
+        .subquery()
+    )
+    listed_votes = func.coalesce(Voter.votes, 0) - func.coalesce(unlisted_votes.c.votes, 0)
     query = (
-        select(Organisation.name, func.count(distinct(Amendment.author_id)))
-        .join(User, col(User.id) == Amendment.author_id)
+        select(
+            Organisation.name,
+            func.count(),
+            func.sum(case((listed_votes > 0, 0), else_=1)),
+        )
+        .select_from(authors)
+        .join(User, col(User.id) == authors.c.author_id)
         .outerjoin(
             Voter,
-            and_(Voter.user_id == Amendment.author_id, Voter.consultation_id == consultation_id),
+            and_(Voter.user_id == authors.c.author_id, Voter.consultation_id == consultation_id),
         )
+        .outerjoin(unlisted_votes, unlisted_votes.c.user_id == authors.c.author_id)
         .outerjoin(
             Organisation,
             col(Organisation.id) == func.coalesce(Voter.organisation_id, User.organisation_id),
         )
-        .where(Amendment.consultation_id == consultation_id, Amendment.status != "withdrawn")
         .group_by(Organisation.name)
     )
-    if only_non_voters:
-        voted_on = aliased(Amendment)
-        voted = (
-            select(Vote.id)
-            .join(voted_on, col(voted_on.id) == Vote.amendment_id)
-            .where(Vote.user_id == Amendment.author_id)
-            .where(voted_on.consultation_id == consultation_id)
-            .where(col(voted_on.status).in_(LISTED_STATUSES))
-        )
-        query = query.where(~exists(voted))
-    counts: dict[str, int] = defaultdict(int)
-    for name, count in session.exec(query):
-        counts[name or OTHER] += count
-    return counts
+    proposers: dict[str, int] = defaultdict(int)
+    non_voters: dict[str, int] = defaultdict(int)
+    for name, count, not_voting in session.exec(query):
+        proposers[name or OTHER] += count
+        non_voters[name or OTHER] += int(not_voting)
+    return proposers, non_voters
 
 
 def turnout(
@@ -346,11 +369,12 @@ def turnout(
     def group(name: str) -> str:
         return name if name in kept else OTHER
 
+    by_organisation, non_voters = _proposers_by_organisation(session, consultation.id)
     proposers: dict[str, int] = defaultdict(int)
-    for name, n in _proposers_by_organisation(session, consultation.id, False).items():
+    for name, n in by_organisation.items():
         proposers[group(name)] += n
     proposers_only: dict[str, int] = defaultdict(int)
-    for name, n in _proposers_by_organisation(session, consultation.id, True).items():
+    for name, n in non_voters.items():
         proposers_only[group(name)] += n
     names = set(voters) | set(proposers)
     participants = {name: voters.get(name, 0) + proposers_only.get(name, 0) for name in names}

@@ -356,10 +356,14 @@ def live_tallies(
             groups = by_amendment[amendment_id]
             name = group_of.get(organisation_id, OTHER)
             groups[name] = groups[name] + (s, o) if name in groups else Counts(s, o)
-    listed = session.exec(
-        select(Amendment.id, Clause.number, _kind())
-        .join(Clause, col(Clause.id) == Amendment.clause_id)
-        .where(listed)
+    listed = (
+        session.connection()
+        .execute(
+            select(Amendment.id, Clause.number, _kind())
+            .join(Clause, col(Clause.id) == Amendment.clause_id)
+            .where(listed)
+        )
+        .all()
     )
     return [
         AmendmentTally(amendment_ref(aid), number, by_amendment.get(aid, {}), kind)
