@@ -50,3 +50,21 @@ def test_proposers_who_voted_only_on_a_hidden_amendment_count_as_not_voting(seed
         expected = recounted(session, consultation_id)
     assert (dict(proposers), {k: v for k, v in non_voters.items()}) == expected
     assert sum(expected[1].values()) > 0
+
+
+def test_the_garbage_collector_runs_again_after_a_report_whatever_happens(seeded: Database):
+    import gc
+
+    from app.models import Consultation
+    from app.reporting import _cyclic_gc_paused, build_report
+
+    with seeded.session() as session:
+        build_report(session, session.exec(select(Consultation)).first())
+    assert gc.isenabled()
+    try:
+        with _cyclic_gc_paused(), _cyclic_gc_paused():
+            assert not gc.isenabled()
+            raise RuntimeError
+    except RuntimeError:
+        pass
+    assert gc.isenabled()
