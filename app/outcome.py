@@ -201,14 +201,15 @@ def robustness(
     # correctly rounded float, which decides every comparison where the floats differ
     # (rounding can make unequal values equal, never reverse them): see _below.
     ordered = sorted(rivals, key=attrgetter("order"), reverse=True)  # stable: ties as given
-    leader_order = leader.order, float(leader.order)
+    # "order × 16 >= the leader's" and "order × 4 < the reduced leader's" are compared
+    # as order against the leader's divided once, rather than each order multiplied.
+    sixteenth = leader.order / 16
+    sixteenth_float = float(sixteenth)
     rows, reachable = [], []
     for rival in ordered:
-        bound, far = rival.order * 4, rival.order * 16
-        rows.append(
-            (rival, rival.order, float(rival.order), bound, float(bound), natural_key(rival.ref))
-        )
-        if not _below(far, float(far), *leader_order):
+        order_float = float(rival.order)
+        rows.append((rival, rival.order, order_float, natural_key(rival.ref)))
+        if not _below(rival.order, order_float, sixteenth, sixteenth_float):
             reachable.append(rival)
     groups = sorted({g for a in (leader, *reachable) for g in a.by_group if g != OTHER})
     leader_key = natural_key(leader.ref)
@@ -218,8 +219,10 @@ def robustness(
         reduced = _without(leader, group, rules)
         survives = reduced.carries
         target, target_float = reduced.order, float(reduced.order)
-        for rival, order, order_float, bound, bound_float, key in rows if survives else ():
-            if _below(bound, bound_float, target, target_float):
+        quarter = target / 4
+        quarter_float = float(quarter)
+        for rival, order, order_float, key in rows if survives else ():
+            if _below(order, order_float, quarter, quarter_float):
                 break  # neither this rival nor any after it can reach the leader
             counts = rival.by_group.get(group)
             if counts and counts.total:
