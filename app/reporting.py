@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import NamedTuple
 
 from sqlalchemy import and_, case, func
 from sqlmodel import Session, col, select
@@ -60,8 +60,8 @@ class ReportRow:
 
     ranked: RankedAmendment
     # The amendment's columns (id, kind, proposed_heading, proposed_text, rationale,
-    # status, status_reason, withheld), read as attributes.
-    amendment: Any
+    # status, status_reason, withheld, ...), read as attributes.
+    amendment: AmendmentColumns
     author: AuthorLabel
     clause_heading: str
     target_version: int
@@ -114,28 +114,51 @@ class Report:
         return self.turnout["voters"]
 
 
-def _amendments(session: Session, consultation_id: int) -> dict[str, Any]:
-    """Every amendment of the consultation as plain rows, keyed by reference."""
-    # Plain rows, not ORM objects: a report may hold tens of thousands of amendments.
+class AmendmentColumns(NamedTuple):
+    """The columns of one amendment the report and its exports read (``AMENDMENT_COLUMNS``)."""
+
+    id: int
+    author_id: int
+    kind: str
+    proposed_heading: str | None
+    proposed_text: str
+    rationale: str
+    status: str
+    status_reason: str | None
+    withheld: bool
+    version: int
+    display_name: str | None
+    pseudonym: str
+    show_organisation: bool
+    organisation: str | None
+
+
+AMENDMENT_COLUMNS = (
+    Amendment.id,
+    Amendment.author_id,
+    Amendment.kind,
+    Amendment.proposed_heading,
+    Amendment.proposed_text,
+    Amendment.rationale,
+    Amendment.status,
+    Amendment.status_reason,
+    Amendment.withheld,
+    ClauseVersion.version,
+    User.display_name,
+    User.pseudonym,
+    User.show_organisation,
+    Organisation.name.label("organisation"),
+)
+
+
+def _amendments(session: Session, consultation_id: int) -> dict[str, AmendmentColumns]:
+    """Every amendment of the consultation as plain tuples, keyed by reference."""
+    # Plain tuples, not ORM objects or result rows: a report may hold tens of thousands of
+    # amendments, and each is read a dozen times while the report is put together.
     rows = (
         session.connection()
         .execute(
-            select(
-                Amendment.id,
-                Amendment.author_id,
-                Amendment.kind,
-                Amendment.proposed_heading,
-                Amendment.proposed_text,
-                Amendment.rationale,
-                Amendment.status,
-                Amendment.status_reason,
-                Amendment.withheld,
-                ClauseVersion.version,
-                User.display_name,
-                User.pseudonym,
-                User.show_organisation,
-                Organisation.name.label("organisation"),
-            )
+            select(*AMENDMENT_COLUMNS)
             .join(ClauseVersion, col(ClauseVersion.id) == Amendment.clause_version_id)
             .join(User, col(User.id) == Amendment.author_id)
             .outerjoin(Organisation, col(Organisation.id) == User.organisation_id)
@@ -143,7 +166,8 @@ def _amendments(session: Session, consultation_id: int) -> dict[str, Any]:
         )
         .all()
     )  # fetched in bulk: row-by-row fetching costs more than the query
-    return {amendment_ref(row.id): row for row in rows}
+    make = AmendmentColumns._make
+    return {amendment_ref(row[0]): make(row) for row in rows}
 
 
 def _final_wordings(session: Session, consultation_id: int) -> list[FinalText]:

@@ -68,3 +68,9 @@ def test_the_garbage_collector_runs_again_after_a_report_whatever_happens(seeded
     except RuntimeError:
         pass
     assert gc.isenabled()
+
+
+def test_the_amendment_tuple_names_the_columns_it_is_read_from():
+    from app.reporting import AMENDMENT_COLUMNS, AmendmentColumns
+
+    assert AmendmentColumns._fields == tuple(c.key for c in AMENDMENT_COLUMNS)
