@@ -264,6 +264,36 @@ class Ballot(SQLModel, table=True):
     stance: str = Field(default="", max_length=10)
 
 
+class BallotTally(SQLModel, table=True):
+    """Supports and opposes per amendment and group, counted from the ballots at closing.
+
+    Written in the same transaction as the ballots, from them, and only added to: the
+    closed report reads these few rows rather than grouping every ballot line again.
+    An amendment nobody voted on has one row with an empty organisation and no votes,
+    as it has one ballot line.
+    """
+
+    __tablename__ = "ballot_tally"
+
+    consultation_id: int = Field(foreign_key="consultation.id", primary_key=True)
+    amendment_id: int = Field(foreign_key="amendment.id", primary_key=True)
+    organisation: str = Field(default="", max_length=200, primary_key=True)
+    clause_number: str = Field(max_length=20)
+    kind: str = Field(max_length=10)
+    supports: int = 0
+    opposes: int = 0
+
+
+class BallotTurnout(SQLModel, table=True):
+    """Distinct voters per group in the frozen ballots, counted at closing. Only added to."""
+
+    __tablename__ = "ballot_turnout"
+
+    consultation_id: int = Field(foreign_key="consultation.id", primary_key=True)
+    organisation: str = Field(max_length=200, primary_key=True)
+    voters: int = 0
+
+
 class FinalWording(SQLModel, table=True):
     """An organiser's final wording of a clause after closing, reconciling amendments."""
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
+from operator import attrgetter
 
 from app.ranking import (
     DEFAULT_RULES,
@@ -178,6 +180,11 @@ def _without(amendment: RankedAmendment, group: str, rules: Rules) -> RankedAmen
     )
 
 
+def _below(a: Fraction, a_float: float, b: Fraction, b_float: float) -> bool:
+    """a < b, from the correctly rounded floats of both where they differ, exactly otherwise."""
+    return a_float < b_float if a_float != b_float else a < b
+
+
 def robustness(
     leader: RankedAmendment, rivals: Sequence[RankedAmendment], rules: Rules
 ) -> Robustness:
@@ -190,8 +197,20 @@ def robustness(
     scored afresh only when its reduced order would put it above. "other" is many
     small organisations, not one, so it is not removed.
     """
-    ordered = sorted(rivals, key=lambda r: -r.order)
-    reachable = [r for r in ordered if r.order * 16 >= leader.order]
+    # Exact comparisons of big fractions are the cost here; each value also carries its
+    # correctly rounded float, which decides every comparison where the floats differ
+    # (rounding can make unequal values equal, never reverse them): see _below.
+    ordered = sorted(rivals, key=attrgetter("order"), reverse=True)  # stable: ties as given
+    # "order × 16 >= the leader's" and "order × 4 < the reduced leader's" are compared
+    # as order against the leader's divided once, rather than each order multiplied.
+    sixteenth = leader.order / 16
+    sixteenth_float = float(sixteenth)
+    rows, reachable = [], []
+    for rival in ordered:
+        order_float = float(rival.order)
+        rows.append((rival, rival.order, order_float, natural_key(rival.ref)))
+        if not _below(rival.order, order_float, sixteenth, sixteenth_float):
+            reachable.append(rival)
     groups = sorted({g for a in (leader, *reachable) for g in a.by_group if g != OTHER})
     leader_key = natural_key(leader.ref)
     named: list[str] = []
@@ -199,12 +218,21 @@ def robustness(
     for group in groups:
         reduced = _without(leader, group, rules)
         survives = reduced.carries
-        for rival in ordered if survives else ():
-            if rival.order * 4 < reduced.order:
+        target, target_float = reduced.order, float(reduced.order)
+        quarter = target / 4
+        quarter_float = float(quarter)
+        for rival, order, order_float, key in rows if survives else ():
+            if _below(order, order_float, quarter, quarter_float):
                 break  # neither this rival nor any after it can reach the leader
             counts = rival.by_group.get(group)
-            order = rival.order / group_odds(counts) if counts and counts.total else rival.order
-            above = (-order, natural_key(rival.ref)) < (-reduced.order, leader_key)
+            if counts and counts.total:
+                order = order / group_odds(counts)
+                order_float = float(order)
+            # Above the leader: a higher order, or the same order and an earlier reference.
+            if order_float != target_float:
+                above = order_float > target_float
+            else:
+                above = order > target or (order == target and key < leader_key)
             if above and _without(rival, group, rules).carries:
                 survives = False
                 break

@@ -32,6 +32,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from functools import lru_cache
 from typing import NamedTuple
 
 from app.numbers import is_whole_number
@@ -171,10 +172,15 @@ def group_odds(counts: Counts) -> Fraction:
 
 
 _DIGITS = re.compile(r"(\d+)")
+# The usual reference, letters then a number ("A123"): its key without the general split.
+_LETTERS_NUMBER = re.compile(r"(\D+)([0-9]{1,18})")
 
 
 def natural_key(ref: str) -> tuple:
     """Sort key that orders "A2" before "A10" and "3.2" before "3.10"."""
+    simple = _LETTERS_NUMBER.fullmatch(ref)
+    if simple is not None:  # the same key as the general case below, made directly
+        return ((1, 0, simple[1]), (0, int(simple[2]), ""))
     return tuple(
         (0, int(part), "") if is_whole_number(part, 18) else (1, 0, part)
         for part in _DIGITS.split(ref)
@@ -182,21 +188,30 @@ def natural_key(ref: str) -> tuple:
     )
 
 
-def score(tally: AmendmentTally, rules: Rules = DEFAULT_RULES) -> RankedAmendment:
-    """Figures of one amendment, unranked.
+# Most amendments of a large consultation have few votes, so the same small counts, and
+# so the same intervals and orders, come up again and again: each is worked out once.
+# Both are pure functions of their arguments, so a cached result is the same result.
+_interval = lru_cache(maxsize=1 << 14)(wilson_interval)
+_order = lru_cache(maxsize=1 << 14)(Fraction)
+
+
+def _figures(tally: AmendmentTally, rules: Rules) -> tuple[tuple, float]:
+    """The fields of one amendment's ``RankedAmendment`` (but its rank), and its order as a float.
 
     One pass over the groups, in exact arithmetic wherever the order of the groups
     could otherwise change the last bit of a float (the result must not depend on
     whether the counts came from the database or from a ballot file). The odds are
-    ``group_odds``'s, multiplied as integers and reduced once.
+    ``group_odds``'s, multiplied as integers and reduced once; the capped supports are
+    summed as an unreduced integer fraction. Both floats are the exact quotient
+    correctly rounded (int / int), so reducing first would not change a bit.
     """
     clip = RATIO_CLIP.numerator
     supports = opposes = voting_groups = 0
     numerator = denominator = 1
-    capped_supports = capped_votes = 0  # integers, or Fractions once a group is capped
+    # Capped supports as the fraction capped_over / capped_under, capped votes an integer.
+    capped_over, capped_under, capped_votes = 0, 1, 0
     top_group, top_supports = None, 0
-    for group, counts in tally.by_group.items():
-        s_g, o_g = counts.supports, counts.opposes
+    for group, (s_g, o_g) in tally.by_group.items():
         n_g = s_g + o_g
         if not n_g:
             continue  # organisations that did not vote on it change nothing
@@ -212,55 +227,68 @@ def score(tally: AmendmentTally, rules: Rules = DEFAULT_RULES) -> RankedAmendmen
             numerator *= s1
             denominator *= o1
         if n_g > ORGANISATION_VOTE_CAP:
-            capped_supports += Fraction(ORGANISATION_VOTE_CAP * s_g, n_g)
+            # + CAP * s_g / n_g
+            capped_over = capped_over * n_g + ORGANISATION_VOTE_CAP * s_g * capped_under
+            capped_under *= n_g
             capped_votes += ORGANISATION_VOTE_CAP
         else:
-            capped_supports += s_g
+            capped_over += s_g * capped_under
             capped_votes += n_g
-        if group != OTHER and s_g > top_supports:
+        if s_g > top_supports and group != OTHER:
             top_group, top_supports = group, s_g
     # More than 70 % of the supports from one organisation (at most one can have that),
     # named only when it gave at least SMALL_NUMBER of them; "other" is never one.
     flagged = supports > 0 and top_supports / supports > SINGLE_ORGANISATION_SHARE
-    share_supports, share_votes = float(capped_supports), float(capped_votes)
-    return RankedAmendment(
-        ref=tally.ref,
-        clause_ref=tally.clause_ref,
-        kind=tally.kind,
-        supports=supports,
-        opposes=opposes,
-        organisations=voting_groups,
-        support_share=share_supports / share_votes if share_votes else None,
-        interval=wilson_interval(share_supports, share_votes),
-        order=Fraction(numerator, denominator),
-        enough_evidence=supports + opposes >= rules.min_votes
-        and voting_groups >= rules.min_organisations,
-        mostly_one_organisation=flagged,
-        mostly_from=top_group if flagged and top_supports >= SMALL_NUMBER else None,
-        by_group=tally.by_group,
+    share_supports = capped_over / capped_under
+    share_votes = float(capped_votes)
+    figures = (
+        tally.ref,
+        tally.clause_ref,
+        tally.kind,
+        supports,
+        opposes,
+        voting_groups,
+        share_supports / share_votes if share_votes else None,
+        _interval(share_supports, share_votes),
+        _order(numerator, denominator),
+        supports + opposes >= rules.min_votes and voting_groups >= rules.min_organisations,
+        flagged,
+        top_group if flagged and top_supports >= SMALL_NUMBER else None,
+        tally.by_group,
     )
+    return figures, numerator / denominator
+
+
+def score(tally: AmendmentTally, rules: Rules = DEFAULT_RULES) -> RankedAmendment:
+    """Figures of one amendment, unranked (see ``_figures``)."""
+    return RankedAmendment(*_figures(tally, rules)[0])
 
 
 def rank(tallies: Iterable[AmendmentTally], rules: Rules = DEFAULT_RULES) -> list[RankedAmendment]:
     """Rank by the order statistic, highest first; ties by reference. Ranks start at 1."""
-    scored = [score(t, rules) for t in tallies]
-    # float() of a Fraction is correctly rounded, so it never reverses two orders; it can
-    # only make unequal ones look equal. Sort by it (fast), then put each run of equal
-    # floats in exact order: the result is the exact order, at float speed.
-    keyed = [(-float(a.order), natural_key(a.ref), a) for a in scored]
+    # A correctly rounded float never reverses two orders; it can only make unequal ones
+    # look equal. Sort by it (fast), then put each run of equal floats in exact order
+    # (a stable sort, so equal orders keep the reference order): the exact order, at
+    # float speed.
+    keyed = []
+    for tally in tallies:
+        figures, order = _figures(tally, rules)
+        keyed.append((-order, natural_key(figures[0]), figures))
     keyed.sort(key=lambda k: (k[0], k[1]))
-    ordered: list[RankedAmendment] = []
-    i = 0
-    while i < len(keyed):
+    ordered: list[tuple] = []
+    i, count = 0, len(keyed)
+    while i < count:
         j = i + 1
-        while j < len(keyed) and keyed[j][0] == keyed[i][0]:
+        while j < count and keyed[j][0] == keyed[i][0]:
             j += 1
-        run = keyed[i:j]
-        if len(run) > 1:
-            run.sort(key=lambda k: (-k[2].order, k[1]))
-        ordered.extend(k[2] for k in run)
+        if j - i > 1:
+            run = [k[2] for k in keyed[i:j]]
+            run.sort(key=lambda f: f[8], reverse=True)
+            ordered.extend(run)
+        else:
+            ordered.append(keyed[i][2])
         i = j
-    return [replace(a, rank=n) for n, a in enumerate(ordered, start=1)]
+    return [RankedAmendment(*figures, rank=n) for n, figures in enumerate(ordered, start=1)]
 
 
 def without_group(tally: AmendmentTally, group: str) -> AmendmentTally:

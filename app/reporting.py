@@ -8,22 +8,23 @@ ballot file) `redline tally` all go this way.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections import OrderedDict, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import NamedTuple
 
-from sqlalchemy import and_, distinct, exists, func
-from sqlalchemy.orm import aliased
+from sqlalchemy import and_, case, func
 from sqlmodel import Session, col, select
 
 from app.disclosure import disclose
 from app.models import (
     Amendment,
     AuditEntry,
-    Ballot,
     Clause,
     ClauseVersion,
     Consultation,
@@ -43,6 +44,7 @@ from app.summary import facts_by_ref
 from app.tallies import (
     LISTED_STATUSES,
     amendment_ref,
+    frozen_voters_by_group,
     rules_of,
     tallies,
     voters_by_organisation,
@@ -58,8 +60,8 @@ class ReportRow:
 
     ranked: RankedAmendment
     # The amendment's columns (id, kind, proposed_heading, proposed_text, rationale,
-    # status, status_reason, withheld), read as attributes.
-    amendment: Any
+    # status, status_reason, withheld, ...), read as attributes.
+    amendment: AmendmentColumns
     author: AuthorLabel
     clause_heading: str
     target_version: int
@@ -112,32 +114,60 @@ class Report:
         return self.turnout["voters"]
 
 
-def _amendments(session: Session, consultation_id: int) -> dict[str, Any]:
-    """Every amendment of the consultation as plain rows, keyed by reference."""
-    # Plain rows, not ORM objects: a report may hold tens of thousands of amendments.
-    rows = session.connection().execute(
-        select(
-            Amendment.id,
-            Amendment.author_id,
-            Amendment.kind,
-            Amendment.proposed_heading,
-            Amendment.proposed_text,
-            Amendment.rationale,
-            Amendment.status,
-            Amendment.status_reason,
-            Amendment.withheld,
-            ClauseVersion.version,
-            User.display_name,
-            User.pseudonym,
-            User.show_organisation,
-            Organisation.name.label("organisation"),
+class AmendmentColumns(NamedTuple):
+    """The columns of one amendment the report and its exports read (``AMENDMENT_COLUMNS``)."""
+
+    id: int
+    author_id: int
+    kind: str
+    proposed_heading: str | None
+    proposed_text: str
+    rationale: str
+    status: str
+    status_reason: str | None
+    withheld: bool
+    version: int
+    display_name: str | None
+    pseudonym: str
+    show_organisation: bool
+    organisation: str | None
+
+
+AMENDMENT_COLUMNS = (
+    Amendment.id,
+    Amendment.author_id,
+    Amendment.kind,
+    Amendment.proposed_heading,
+    Amendment.proposed_text,
+    Amendment.rationale,
+    Amendment.status,
+    Amendment.status_reason,
+    Amendment.withheld,
+    ClauseVersion.version,
+    User.display_name,
+    User.pseudonym,
+    User.show_organisation,
+    Organisation.name.label("organisation"),
+)
+
+
+def _amendments(session: Session, consultation_id: int) -> dict[str, AmendmentColumns]:
+    """Every amendment of the consultation as plain tuples, keyed by reference."""
+    # Plain tuples, not ORM objects or result rows: a report may hold tens of thousands of
+    # amendments, and each is read a dozen times while the report is put together.
+    rows = (
+        session.connection()
+        .execute(
+            select(*AMENDMENT_COLUMNS)
+            .join(ClauseVersion, col(ClauseVersion.id) == Amendment.clause_version_id)
+            .join(User, col(User.id) == Amendment.author_id)
+            .outerjoin(Organisation, col(Organisation.id) == User.organisation_id)
+            .where(Amendment.consultation_id == consultation_id)
         )
-        .join(ClauseVersion, col(ClauseVersion.id) == Amendment.clause_version_id)
-        .join(User, col(User.id) == Amendment.author_id)
-        .outerjoin(Organisation, col(Organisation.id) == User.organisation_id)
-        .where(Amendment.consultation_id == consultation_id)
-    )
-    return {amendment_ref(row.id): row for row in rows}
+        .all()
+    )  # fetched in bulk: row-by-row fetching costs more than the query
+    make = AmendmentColumns._make
+    return {amendment_ref(row[0]): make(row) for row in rows}
 
 
 def _final_wordings(session: Session, consultation_id: int) -> list[FinalText]:
@@ -221,8 +251,47 @@ def frozen_report(session: Session, consultation: Consultation) -> Report:
     return report
 
 
+_PAUSES = 0
+_PAUSES_LOCK = threading.Lock()
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Hold off Python's cyclic garbage collector while a report is built.
+
+    A large report makes a few hundred thousand small objects that all live until it is
+    done; each time they pass a quarter of the heap the collector walks the whole heap
+    again, which cost about 40 % of building a 30,000-amendment report. Reference
+    counting still frees everything as usual, and the collector runs again as soon as the
+    last build in the process finishes (the count keeps concurrent builds from
+    re-enabling it under each other, and an exception re-enables it too).
+    """
+    global _PAUSES
+    with _PAUSES_LOCK:
+        if _PAUSES == 0 and not gc.isenabled():
+            paused_here = False  # someone else turned it off: leave it to them
+        else:
+            paused_here = True
+            _PAUSES += 1
+            gc.disable()
+    try:
+        yield
+    finally:
+        if paused_here:
+            with _PAUSES_LOCK:
+                _PAUSES -= 1
+                if _PAUSES == 0:
+                    gc.enable()
+
+
 def build_report(session: Session, consultation: Consultation) -> Report:
     """Rank, work out the outcome per clause and gather what the report shows around it."""
+    with _cyclic_gc_paused():
+        return _build_report(session, consultation)
+
+
+def _build_report(session: Session, consultation: Consultation) -> Report:
+    """build_report's work, with the collector paused."""
     rules = rules_of(consultation)
     ranked = rank(tallies(session, consultation), rules)
     clauses = clause_rows(session, consultation.id)
@@ -287,12 +356,7 @@ def build_report(session: Session, consultation: Consultation) -> Report:
 
 def _voters_by_group(session: Session, consultation: Consultation, frozen: bool) -> dict[str, int]:
     if frozen:
-        rows = session.exec(
-            select(Ballot.organisation, func.count(distinct(Ballot.user_id)))
-            .where(Ballot.consultation_id == consultation.id, col(Ballot.user_id).is_not(None))
-            .group_by(Ballot.organisation)
-        )
-        return {name: int(n) for name, n in rows}
+        return frozen_voters_by_group(session, consultation.id)
     voters = voters_by_organisation(session, consultation.id)
     recode = recode_small_organisations(voters)
     grouped: dict[str, int] = defaultdict(int)
@@ -301,38 +365,58 @@ def _voters_by_group(session: Session, consultation: Consultation, frozen: bool)
     return dict(grouped)
 
 
-def _proposers_by_organisation(session: Session, consultation_id: int, only_non_voters: bool):
-    """Distinct proposers per organisation; optionally only those who cast no vote here."""
+def _proposers_by_organisation(
+    session: Session, consultation_id: int
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Distinct proposers per organisation, and those of them who cast no vote here.
+
+    "No vote here" means none on a listed amendment. It is read from the vote count kept
+    on each person's ``voter`` row (app.tallies.participate), less their votes on
+    amendments no longer listed (hidden or withdrawn: few), rather than by looking for
+    each proposer's votes among all the votes.
+    """
     # The organisation a person counts for here was fixed when they first took part
     # (app.tallies.participate), so a later sign-in from elsewhere changes nothing.
+    authors = (
+        select(Amendment.author_id)
+        .where(Amendment.consultation_id == consultation_id, Amendment.status != "withdrawn")
+        .distinct()
+        .subquery()
+    )
+    unlisted_votes = (
+        select(Vote.user_id, func.count().label("votes"))
+        .join(Amendment, col(Amendment.id) == Vote.amendment_id)
+        .where(Amendment.consultation_id == consultation_id)
+        .where(col(Amendment.status).not_in(LISTED_STATUSES))
+        .group_by(Vote.user_id)
+        .subquery()
+    )
+    listed_votes = func.coalesce(Voter.votes, 0) - func.coalesce(unlisted_votes.c.votes, 0)
     query = (
-        select(Organisation.name, func.count(distinct(Amendment.author_id)))
-        .join(User, col(User.id) == Amendment.author_id)
+        select(
+            Organisation.name,
+            func.count(),
+            func.sum(case((listed_votes > 0, 0), else_=1)),
+        )
+        .select_from(authors)
+        .join(User, col(User.id) == authors.c.author_id)
         .outerjoin(
             Voter,
-            and_(Voter.user_id == Amendment.author_id, Voter.consultation_id == consultation_id),
+            and_(Voter.user_id == authors.c.author_id, Voter.consultation_id == consultation_id),
         )
+        .outerjoin(unlisted_votes, unlisted_votes.c.user_id == authors.c.author_id)
         .outerjoin(
             Organisation,
             col(Organisation.id) == func.coalesce(Voter.organisation_id, User.organisation_id),
         )
-        .where(Amendment.consultation_id == consultation_id, Amendment.status != "withdrawn")
         .group_by(Organisation.name)
     )
-    if only_non_voters:
-        voted_on = aliased(Amendment)
-        voted = (
-            select(Vote.id)
-            .join(voted_on, col(voted_on.id) == Vote.amendment_id)
-            .where(Vote.user_id == Amendment.author_id)
-            .where(voted_on.consultation_id == consultation_id)
-            .where(col(voted_on.status).in_(LISTED_STATUSES))
-        )
-        query = query.where(~exists(voted))
-    counts: dict[str, int] = defaultdict(int)
-    for name, count in session.exec(query):
-        counts[name or OTHER] += count
-    return counts
+    proposers: dict[str, int] = defaultdict(int)
+    non_voters: dict[str, int] = defaultdict(int)
+    for name, count, not_voting in session.exec(query):
+        proposers[name or OTHER] += count
+        non_voters[name or OTHER] += int(not_voting)
+    return proposers, non_voters
 
 
 def turnout(
@@ -351,11 +435,12 @@ def turnout(
     def group(name: str) -> str:
         return name if name in kept else OTHER
 
+    by_organisation, non_voters = _proposers_by_organisation(session, consultation.id)
     proposers: dict[str, int] = defaultdict(int)
-    for name, n in _proposers_by_organisation(session, consultation.id, False).items():
+    for name, n in by_organisation.items():
         proposers[group(name)] += n
     proposers_only: dict[str, int] = defaultdict(int)
-    for name, n in _proposers_by_organisation(session, consultation.id, True).items():
+    for name, n in non_voters.items():
         proposers_only[group(name)] += n
     names = set(voters) | set(proposers)
     participants = {name: voters.get(name, 0) + proposers_only.get(name, 0) for name in names}

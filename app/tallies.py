@@ -19,12 +19,14 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    distinct,
     exists,
     func,
     insert,
     literal,
     literal_column,
     null,
+    text,
     union_all,
     update,
 )
@@ -37,6 +39,8 @@ from app.models import (
     LISTED_STATUSES,
     Amendment,
     Ballot,
+    BallotTally,
+    BallotTurnout,
     Clause,
     Consultation,
     Organisation,
@@ -49,6 +53,8 @@ from app.models import (
 from app.ranking import OTHER, AmendmentTally, Counts, Rules, recode_small_organisations
 
 CHUNK_LINES = 5000
+# Closing hashes the whole file in one session: fewer, larger reads.
+HASH_CHUNK_LINES = 50000
 
 
 def rules_of(consultation: Consultation) -> Rules:
@@ -403,10 +409,14 @@ def live_tallies(
             groups = by_amendment[amendment_id]
             name = group_of.get(organisation_id, OTHER)
             groups[name] = groups[name] + (s, o) if name in groups else Counts(s, o)
-    listed = session.exec(
-        select(Amendment.id, Clause.number, _kind())
-        .join(Clause, col(Clause.id) == Amendment.clause_id)
-        .where(listed)
+    listed = (
+        session.connection()
+        .execute(
+            select(Amendment.id, Clause.number, _kind())
+            .join(Clause, col(Clause.id) == Amendment.clause_id)
+            .where(listed)
+        )
+        .all()
     )
     return [
         AmendmentTally(amendment_ref(aid), number, by_amendment.get(aid, {}), kind)
@@ -415,30 +425,96 @@ def live_tallies(
 
 
 def frozen_tallies(session: Session, consultation_id: int) -> list[AmendmentTally]:
-    """Counts per amendment and group from the ballots frozen at closing."""
-    supports = func.sum(case((Ballot.stance == "support", 1), else_=0))
-    opposes = func.sum(case((Ballot.stance == "oppose", 1), else_=0))
-    rows = session.exec(
-        select(
-            Ballot.amendment_id,
-            Ballot.clause_number,
-            Ballot.kind,
-            Ballot.organisation,
-            supports,
-            opposes,
+    """Counts per amendment and group as frozen at closing (``ballot_tally``, see freeze_tallies).
+
+    A few hundred thousand small rows at most, in key order, rather than every ballot line.
+    """
+    rows = (
+        session.connection()
+        .execute(
+            select(
+                BallotTally.amendment_id,
+                BallotTally.clause_number,
+                BallotTally.kind,
+                BallotTally.organisation,
+                BallotTally.supports,
+                BallotTally.opposes,
+            )
+            .where(BallotTally.consultation_id == consultation_id)
+            .order_by(BallotTally.amendment_id, BallotTally.organisation)
         )
-        .where(Ballot.consultation_id == consultation_id)
-        .group_by(Ballot.amendment_id, Ballot.clause_number, Ballot.kind, Ballot.organisation)
-    )
+        .all()
+    )  # fetched in bulk, as plain rows: row-by-row fetching costs more than the query
     by_amendment: dict[int, tuple[str, str, dict[str, Counts]]] = {}
     for amendment_id, clause, kind, organisation, s, o in rows:
-        entry = by_amendment.setdefault(amendment_id, (clause, kind, {}))
+        entry = by_amendment.get(amendment_id)
+        if entry is None:
+            entry = by_amendment[amendment_id] = (clause, kind, {})
         if organisation:
-            entry[2][organisation] = Counts(int(s), int(o))
+            entry[2][organisation] = Counts(s, o)
     return [
         AmendmentTally(amendment_ref(aid), clause, by_group, kind)
         for aid, (clause, kind, by_group) in by_amendment.items()
     ]
+
+
+def frozen_voters_by_group(session: Session, consultation_id: int) -> dict[str, int]:
+    """Distinct voters per group in the frozen ballots (``ballot_turnout``, see freeze_tallies)."""
+    rows = session.exec(
+        select(BallotTurnout.organisation, BallotTurnout.voters).where(
+            BallotTurnout.consultation_id == consultation_id
+        )
+    )
+    return dict(rows.all())
+
+
+def freeze_tallies(session: Session, consultation_id: int) -> None:
+    """Count the ballots just frozen into ``ballot_tally`` and ``ballot_turnout``.
+
+    In the closing transaction, after the ballots: both are counted from the ballot rows
+    themselves by the database, so they cannot disagree with the ballot file, and every
+    closed report reads them instead of grouping a million ballot lines again.
+    """
+    ballot = select(Ballot).where(Ballot.consultation_id == consultation_id).subquery()
+    session.execute(
+        insert(BallotTally).from_select(
+            [
+                "consultation_id",
+                "amendment_id",
+                "organisation",
+                "clause_number",
+                "kind",
+                "supports",
+                "opposes",
+            ],
+            select(
+                literal(consultation_id),
+                ballot.c.amendment_id,
+                ballot.c.organisation,
+                ballot.c.clause_number,
+                ballot.c.kind,
+                func.sum(case((ballot.c.stance == "support", 1), else_=0)),
+                func.sum(case((ballot.c.stance == "oppose", 1), else_=0)),
+            ).group_by(
+                ballot.c.amendment_id,
+                ballot.c.organisation,
+                ballot.c.clause_number,
+                ballot.c.kind,
+            ),
+        )
+    )
+    session.execute(
+        insert(BallotTurnout).from_select(
+            ["consultation_id", "organisation", "voters"],
+            select(
+                literal(consultation_id),
+                ballot.c.organisation,
+                func.count(distinct(ballot.c.user_id)),
+            )
+            .where(ballot.c.user_id.is_not(None))
+            .group_by(ballot.c.organisation),
+        )
+    )
 
 
 def tallies(session: Session, consultation: Consultation) -> list[AmendmentTally]:
@@ -449,10 +525,21 @@ def tallies(session: Session, consultation: Consultation) -> list[AmendmentTally
 
 
 def freeze_ballots(session: Session, consultation: Consultation) -> str:
-    """Write the ballot snapshot and return its SHA-256 (in the caller's transaction).
+    """Write the ballot snapshot and its counts, and return its SHA-256 (caller's transaction).
 
     The caller holds the consultation row locked, so no vote can commit in between.
     """
+    write_ballots(session, consultation)
+    freeze_tallies(session, consultation.id)
+    if session.get_bind().dialect.name == "postgresql":
+        # A million new rows the planner has no statistics for yet: without them it reads
+        # the file for hashing by sorting every remaining line for each chunk.
+        session.execute(text("ANALYZE ballot"))
+    return ballots_sha256(session, consultation)
+
+
+def write_ballots(session: Session, consultation: Consultation) -> None:
+    """Write the ballot lines of the votes as they stand (organisations recoded now)."""
     group = _group_expression(session, consultation.id)
     listed = and_(
         Amendment.consultation_id == consultation.id,
@@ -515,9 +602,11 @@ def freeze_ballots(session: Session, consultation: Consultation) -> str:
             numbered,
         )
     )
-    return ballots.sha256_of(
-        ballots.csv_lines(ballot_rows(session, consultation), with_header=True)
-    )
+
+
+def ballots_sha256(session: Session, consultation: Consultation) -> str:
+    """The SHA-256 of the frozen ballot file, as ``ballot_file`` serves it."""
+    return ballots.sha256_of(_ballot_chunks(session, consultation, HASH_CHUNK_LINES))
 
 
 def _lines(
@@ -537,7 +626,9 @@ def _lines(
         .order_by(Ballot.line)
         .limit(limit)
     )
-    key = consultation.ballot_key
+    pseudonym = ballots.pseudonyms(consultation.ballot_key)
+    # Plain rows fetched in bulk: a ballot file can have millions of lines.
+    rows = session.connection().execute(query).all()
     return [
         (
             line,
@@ -545,13 +636,22 @@ def _lines(
                 amendment_ref(amendment_id),
                 clause,
                 kind,
-                ballots.voter_pseudonym(key, amendment_id, user_id) if user_id else "",
+                pseudonym(amendment_id, user_id) if user_id else "",
                 organisation,
                 stance,
             ),
         )
-        for line, amendment_id, clause, kind, user_id, organisation, stance in session.exec(query)
+        for line, amendment_id, clause, kind, user_id, organisation, stance in rows
     ]
+
+
+def _ballot_chunks(session: Session, consultation: Consultation, lines: int) -> Iterator[bytes]:
+    """The ballot file as CSV bytes, header first, then ``lines`` lines at a time."""
+    yield from ballots.csv_lines((), with_header=True)
+    after = 0
+    while chunk := _lines(session, consultation, after, lines):
+        yield ballots.csv_chunk(row for _, row in chunk)
+        after = chunk[-1][0]
 
 
 def ballot_rows(session: Session, consultation: Consultation) -> Iterator[tuple]:
@@ -576,5 +676,5 @@ def ballot_file(database: Database, consultation: Consultation) -> Iterator[byte
             chunk = _lines(session, consultation, after, CHUNK_LINES)
         if not chunk:
             return
-        yield b"".join(ballots.csv_lines((row for _, row in chunk), with_header=False))
+        yield ballots.csv_chunk(row for _, row in chunk)
         after = chunk[-1][0]

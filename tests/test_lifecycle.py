@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.ballots import BallotFileError, csv_lines, read_ballots, tally_file, voter_pseudonym
+from app.ballots import (
+    BallotFileError,
+    csv_chunk,
+    csv_lines,
+    pseudonyms,
+    read_ballots,
+    tally_file,
+    voter_pseudonym,
+)
 from app.disclosure import suppress_small
 from app.lifecycle import Readiness, available_actions, results_visible, transition_refusal
 from app.outcome import ClauseText, Proposal, clause_outcomes
@@ -109,6 +119,23 @@ def test_voter_pseudonyms_are_keyed_stable_and_unlinkable_across_amendments():
     assert voter_pseudonym("key-a", 1, 7) != voter_pseudonym("key-a", 1, 8)
     assert voter_pseudonym("key-a", 1, 7).startswith("V-")
     assert len(voter_pseudonym("key-a", 1, 7)) == 18
+
+
+def test_the_pseudonyms_of_one_key_are_the_hmac_of_each_line():
+    pseudonym = pseudonyms("key-a")
+    for amendment, user in [(1, 7), (2, 7), (1, 8), (123456, 98765)]:
+        digest = hmac.new(b"key-a", f"{amendment}:{user}".encode(), hashlib.sha256).hexdigest()
+        assert pseudonym(amendment, user) == voter_pseudonym("key-a", amendment, user)
+        assert pseudonym(amendment, user) == f"V-{digest[:16]}"
+
+
+def test_a_chunk_of_ballot_lines_is_the_lines_joined():
+    rows = [
+        ("A1", "3", "change", "V-1", '=Org, "A"', "support"),
+        ("A2", "4", "delete", "", "", ""),
+        ("A3", "4", "insert", "V-y", "other\nline", "oppose"),
+    ]
+    assert csv_chunk(rows) == b"".join(csv_lines(rows, with_header=False))
 
 
 def test_the_ballot_reader_counts_without_recoding():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from fractions import Fraction
 
 import pytest
@@ -414,3 +415,90 @@ def test_natural_order_of_references():
     assert sorted(refs, key=natural_key) == ["3.2", "3.10", "A1", "A2", "A10"]
     random.shuffle(refs)
     assert sorted(refs, key=natural_key)[2:] == ["A1", "A2", "A10"]
+
+
+# -- The fast arithmetic is the rule, exactly ------------------------------------------------
+
+
+def reference_score(tally: AmendmentTally, rules: Rules = DEFAULT_RULES) -> tuple:
+    """docs/ranking.md's rule written plainly in Fractions: what app.ranking must equal."""
+    voting = {g: c for g, c in tally.by_group.items() if c.total}
+    order = Fraction(1)
+    for c in voting.values():
+        order *= group_odds(c)
+    cap = {g: min(Fraction(1), Fraction(20, c.total)) for g, c in voting.items()}
+    capped_supports = sum((c.supports * cap[g] for g, c in voting.items()), Fraction(0))
+    capped_votes = sum((c.total * cap[g] for g, c in voting.items()), Fraction(0))
+    supports = sum(c.supports for c in voting.values())
+    opposes = sum(c.opposes for c in voting.values())
+    named = {g: c.supports for g, c in voting.items() if g != OTHER}
+    top = max(named, key=lambda g: named[g], default=None)
+    flagged = supports > 0 and top is not None and named[top] / supports > 0.7
+    return (
+        tally.ref,
+        supports,
+        opposes,
+        len(voting),
+        float(capped_supports) / float(capped_votes) if capped_votes else None,
+        wilson_interval(float(capped_supports), float(capped_votes)),
+        order,
+        supports + opposes >= rules.min_votes and len(voting) >= rules.min_organisations,
+        flagged,
+        top if flagged and named[top] >= 5 else None,
+    )
+
+
+def figures(a) -> tuple:
+    return (
+        a.ref,
+        a.supports,
+        a.opposes,
+        a.organisations,
+        a.support_share,
+        a.interval,
+        a.order,
+        a.enough_evidence,
+        a.mostly_one_organisation,
+        a.mostly_from,
+    )
+
+
+@settings(max_examples=300)
+@given(ballots(min_size=1, max_size=12))
+def test_the_ranking_equals_the_rule_worked_in_plain_fractions(tallies):
+    expected = sorted(
+        (reference_score(t) for t in tallies), key=lambda f: (-f[6], natural_key(f[0]))
+    )
+    ranked = rank(tallies)
+    assert [figures(a) for a in ranked] == expected
+    assert [a.rank for a in ranked] == list(range(1, len(tallies) + 1))
+    assert [figures(score(t)) for t in tallies] == [reference_score(t) for t in tallies]
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "A1",
+        "A10",
+        "A2",
+        "3.2",
+        "3.10",
+        "a",
+        "12",
+        "A1b",
+        "A" + "9" * 19,
+        "Ä7",
+        "A\u0663",
+        "A1\u0663",
+        "",
+    ],
+)
+def test_the_short_natural_key_is_the_general_one(ref):
+    general = tuple(
+        (0, int(part), "")
+        if part.isascii() and part.isdigit() and len(part) <= 18
+        else (1, 0, part)
+        for part in re.split(r"(\d+)", ref)
+        if part
+    )
+    assert natural_key(ref) == general

@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import contextlib
 import random
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import select
 
 from app import organising
 from app.db import Database
 from app.errors import RedlineError
-from app.models import Amendment, Consultation, User, Voter
+from app.models import Amendment, Ballot, Consultation, User, Voter
 from app.ranking import rank
 from app.services import cast_vote, record_sign_in, withdraw_amendment
-from app.tallies import kept_counts, live_tallies, rebuild_tallies, recount
+from app.tallies import (
+    freeze_ballots,
+    frozen_tallies,
+    frozen_voters_by_group,
+    kept_counts,
+    live_tallies,
+    rebuild_tallies,
+    recount,
+)
 
 
 def consultation_id(database: Database) -> int:
@@ -128,3 +140,41 @@ def test_rebuilding_gives_the_same_counts_and_ranking(seeded: Database):
     with seeded.session() as session:
         assert kept_counts(session, cid) == kept
         assert rank(live_tallies(session, cid)) == ranked
+
+
+def close(database: Database) -> int:
+    cid = consultation_id(database)
+    with database.write_session() as session:
+        consultation = session.get(Consultation, cid)
+        consultation.status = "closed"
+        consultation.ballots_sha256 = freeze_ballots(session, consultation)
+        session.add(consultation)
+        session.commit()
+    return cid
+
+
+def test_the_counts_frozen_at_closing_equal_the_live_counts_and_the_ballot_lines(
+    seeded: Database,
+):
+    cid = consultation_id(seeded)
+    with seeded.session() as session:
+        live = {t.ref: t for t in live_tallies(session, cid)}
+    close(seeded)
+    with seeded.session() as session:
+        frozen = {t.ref: t for t in frozen_tallies(session, cid)}
+        lines = session.exec(select(Ballot).where(Ballot.consultation_id == cid)).all()
+        turnout = frozen_voters_by_group(session, cid)
+    assert live and frozen == live
+    voters_by_group = Counter(
+        organisation
+        for organisation, _ in {(b.organisation, b.user_id) for b in lines if b.user_id}
+    )
+    assert turnout == dict(voters_by_group)
+
+
+@pytest.mark.parametrize("table", ["ballot_tally", "ballot_turnout"])
+@pytest.mark.parametrize("statement", ["UPDATE {} SET organisation = 'x'", "DELETE FROM {}"])
+def test_the_frozen_counts_are_append_only_in_the_database(seeded: Database, table, statement):
+    close(seeded)
+    with pytest.raises(DBAPIError), seeded.engine.begin() as connection:
+        connection.execute(text(statement.format(table)))

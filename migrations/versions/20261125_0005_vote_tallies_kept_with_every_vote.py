@@ -58,7 +58,8 @@ def upgrade() -> None:
 
     from sqlmodel import Session
 
-    from app.tallies import freeze_ballots, rebuild_tallies
+    # The ballot lines and their hash only: their counts (ballot_tally) come with 0009.
+    from app.tallies import ballots_sha256, rebuild_tallies, write_ballots
 
     connection = op.get_bind()
     ids = connection.execute(sa.text("SELECT id FROM consultation")).scalars().all()
@@ -75,9 +76,9 @@ def upgrade() -> None:
             rebuild_tallies(session, consultation_id)
         session.flush()
         for consultation_id, ballot_key in closed:
-            digest = freeze_ballots(
-                session, SimpleNamespace(id=consultation_id, ballot_key=ballot_key)
-            )
+            consultation = SimpleNamespace(id=consultation_id, ballot_key=ballot_key)
+            write_ballots(session, consultation)
+            digest = ballots_sha256(session, consultation)
             session.execute(
                 sa.text("UPDATE consultation SET ballots_sha256 = :digest WHERE id = :id"),
                 {"digest": digest, "id": consultation_id},
