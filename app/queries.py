@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -66,6 +67,8 @@ class AmendmentRow:
 # tens of thousands of amendments on every view.
 AMENDMENT_COUNTS_MAX_AGE = 5.0
 _KEPT_AMENDMENT_COUNTS: dict[tuple[str, tuple[int, ...]], tuple[float, dict[int, int]]] = {}
+# Pages run in worker threads: the sweep of old entries must not meet another thread's store.
+_KEPT_AMENDMENT_COUNTS_LOCK = threading.Lock()
 
 
 def _amendment_counts(session: Session, consultation_ids: tuple[int, ...]) -> dict[int, int]:
@@ -85,11 +88,14 @@ def _amendment_counts(session: Session, consultation_ids: tuple[int, ...]) -> di
         .group_by(Amendment.consultation_id)
     )
     counts.update({consultation_id: n for consultation_id, n in rows})
-    for old in [
-        k for k, (at, _) in _KEPT_AMENDMENT_COUNTS.items() if now - at >= AMENDMENT_COUNTS_MAX_AGE
-    ]:
-        _KEPT_AMENDMENT_COUNTS.pop(old, None)
-    _KEPT_AMENDMENT_COUNTS[key] = (now, counts)
+    with _KEPT_AMENDMENT_COUNTS_LOCK:
+        for old in [
+            k
+            for k, (at, _) in _KEPT_AMENDMENT_COUNTS.items()
+            if now - at >= AMENDMENT_COUNTS_MAX_AGE
+        ]:
+            del _KEPT_AMENDMENT_COUNTS[old]
+        _KEPT_AMENDMENT_COUNTS[key] = (now, counts)
     return counts
 
 

@@ -37,7 +37,9 @@ def _diff_html(env: jinja2.Environment) -> Callable[..., Markup]:
     kept rendering is never stale. A clause page shows twenty, again and again.
     """
 
-    @functools.lru_cache(maxsize=4096)
+    # Bounded by count, and an entry holds two wordings of up to 5,000 characters and their
+    # markup: 1,024 keeps a clause page's worth in every view without risking 100 MB.
+    @functools.lru_cache(maxsize=1024)
     def diff_html(
         view: str,
         kind: str,
