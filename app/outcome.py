@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from operator import attrgetter
 
 from app.ranking import (
     DEFAULT_RULES,
@@ -200,15 +199,22 @@ def robustness(
     # Exact comparisons of big fractions are the cost here; each value also carries its
     # correctly rounded float, which decides every comparison where the floats differ
     # (rounding can make unequal values equal, never reverse them): see _below.
-    ordered = sorted(rivals, key=attrgetter("order"), reverse=True)  # stable: ties as given
+    # Rivals are visited from the highest order down, ties as given. They usually come in
+    # rank order already (clause_outcomes passes them so), which a pass over neighbours
+    # confirms mostly from the floats; only otherwise are they sorted, stably.
+    pairs = [(rival, float(rival.order)) for rival in rivals]
+    if any(
+        _below(a.order, a_float, b.order, b_float)
+        for (a, a_float), (b, b_float) in zip(pairs, pairs[1:], strict=False)
+    ):
+        pairs.sort(key=lambda pair: pair[0].order, reverse=True)  # stable: ties as given
     # "order × 16 >= the leader's" and "order × 4 < the reduced leader's" are compared
     # as order against the leader's divided once, rather than each order multiplied.
     sixteenth = leader.order / 16
     sixteenth_float = float(sixteenth)
     rows, reachable = [], []
-    for rival in ordered:
-        order_float = float(rival.order)
-        rows.append((rival, rival.order, order_float, natural_key(rival.ref)))
+    for rival, order_float in pairs:
+        rows.append((rival, rival.order, order_float))
         if not _below(rival.order, order_float, sixteenth, sixteenth_float):
             reachable.append(rival)
     groups = sorted({g for a in (leader, *reachable) for g in a.by_group if g != OTHER})
@@ -221,7 +227,7 @@ def robustness(
         target, target_float = reduced.order, float(reduced.order)
         quarter = target / 4
         quarter_float = float(quarter)
-        for rival, order, order_float, key in rows if survives else ():
+        for rival, order, order_float in rows if survives else ():
             if _below(order, order_float, quarter, quarter_float):
                 break  # neither this rival nor any after it can reach the leader
             counts = rival.by_group.get(group)
@@ -232,7 +238,8 @@ def robustness(
             if order_float != target_float:
                 above = order_float > target_float
             else:
-                above = order > target or (order == target and key < leader_key)
+                # The references' keys are made only here, for the rare exact tie.
+                above = order > target or (order == target and natural_key(rival.ref) < leader_key)
             if above and _without(rival, group, rules).carries:
                 survives = False
                 break

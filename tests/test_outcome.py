@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.disclosure import suppress_small
-from app.outcome import ClauseText, FinalWording, Proposal, clause_outcomes
-from app.ranking import AmendmentTally, Counts, rank
+from app.outcome import ClauseText, FinalWording, Proposal, clause_outcomes, robustness
+from app.ranking import DEFAULT_RULES, AmendmentTally, Counts, rank
 
 CLAUSES = [
     ClauseText("1", "Accounts", "Keep personal and work accounts apart.", 1),
@@ -219,3 +219,27 @@ def test_robustness_agrees_with_re_ranking_from_scratch(groups_per_amendment):
     assert robust.holds == (not expected)
     assert len(robust.named) + robust.unnamed == len(expected)
     assert set(robust.named) <= expected
+
+
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["a", "b", "c", "other"]),
+            st.builds(Counts, st.integers(0, 12), st.integers(0, 12)),
+            max_size=4,
+        ),
+        min_size=2,
+        max_size=6,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_robustness_does_not_depend_on_the_order_rivals_are_given_in(groups_per_amendment, rng):
+    """robustness skips its sort when the rivals already come in rank order; any order agrees."""
+    ranked = rank(AmendmentTally(f"A{i + 1}", "1", g) for i, g in enumerate(groups_per_amendment))
+    leader = next((a for a in ranked if a.carries), None)
+    if leader is None:
+        return
+    rivals = [a for a in ranked if a is not leader]
+    shuffled = rivals[:]
+    rng.shuffle(shuffled)
+    assert robustness(leader, shuffled, DEFAULT_RULES) == robustness(leader, rivals, DEFAULT_RULES)
