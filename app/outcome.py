@@ -180,8 +180,14 @@ def _without(amendment: RankedAmendment, group: str, rules: Rules) -> RankedAmen
 
 
 def _below(a: Fraction, a_float: float, b: Fraction, b_float: float) -> bool:
-    """a < b, from the correctly rounded floats of both where they differ, exactly otherwise."""
-    return a_float < b_float if a_float != b_float else a < b
+    """a < b, from the correctly rounded floats of both where they differ, exactly otherwise.
+
+    Equal counts share one cached order (app.ranking), so the same object is never below
+    itself: that settles most exact ties without comparing the fractions.
+    """
+    if a_float != b_float:
+        return a_float < b_float
+    return a is not b and a < b
 
 
 def robustness(

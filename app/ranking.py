@@ -283,7 +283,11 @@ def rank(tallies: Iterable[AmendmentTally], rules: Rules = DEFAULT_RULES) -> lis
             j += 1
         if j - i > 1:
             run = [k[2] for k in keyed[i:j]]
-            run.sort(key=lambda f: f[8], reverse=True)
+            # Equal counts share one cached order (_order), and a run of one object is
+            # already in exact order; only a run holding different fractions is sorted.
+            first = run[0][8]
+            if any(f[8] is not first for f in run):
+                run.sort(key=lambda f: f[8], reverse=True)
             ordered.extend(run)
         else:
             ordered.append(keyed[i][2])
