@@ -54,7 +54,9 @@ WITHHELD_TEXT = "[Text withheld by the moderators after voting closed.]"
 OTHER_LABEL = "Other organisations (fewer than 5 participants each)"
 
 
-@dataclass(frozen=True)
+# slots: a large report makes one of these per amendment; without a __dict__ each is
+# smaller and cheaper to make, and one object fewer for the cyclic collector to walk.
+@dataclass(frozen=True, slots=True)
 class ReportRow:
     """One ranked amendment with everything the report and its exports show."""
 
