@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import NamedTuple
 
 from app.ranking import (
     DEFAULT_RULES,
@@ -42,11 +43,12 @@ class ClauseText:
     version: int = 1
 
 
-# slots: a large report makes one of these per amendment; without a __dict__ each is
-# smaller and cheaper to make, and one object fewer for the cyclic collector to walk.
-@dataclass(frozen=True, slots=True)
-class Proposal:
-    """What an amendment proposes, and the organisers' decision on it (None: undecided)."""
+class Proposal(NamedTuple):
+    """What an amendment proposes, and the organisers' decision on it (None: undecided).
+
+    A named tuple rather than a dataclass (as app.ranking.Counts): a report makes one per
+    amendment, tens of thousands, and a tuple is several times cheaper to make.
+    """
 
     ref: str
     clause_ref: str
