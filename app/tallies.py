@@ -49,7 +49,14 @@ from app.models import (
     VoteTally,
     utcnow,
 )
-from app.ranking import OTHER, AmendmentTally, Counts, Rules, recode_small_organisations
+from app.ranking import (
+    OTHER,
+    AmendmentTally,
+    Counts,
+    Rules,
+    recode_small_organisations,
+    shared_counts,
+)
 
 CHUNK_LINES = 5000
 # Closing hashes the whole file in one session: fewer, larger reads.
@@ -407,7 +414,7 @@ def live_tallies(
         if s or o:
             groups = by_amendment[amendment_id]
             name = group_of.get(organisation_id, OTHER)
-            groups[name] = groups[name] + (s, o) if name in groups else Counts(s, o)
+            groups[name] = groups[name] + (s, o) if name in groups else shared_counts(s, o)
     listed = (
         session.connection()
         .execute(
@@ -450,7 +457,7 @@ def frozen_tallies(session: Session, consultation_id: int) -> list[AmendmentTall
         if entry is None:
             entry = by_amendment[amendment_id] = (clause, kind, {})
         if organisation:
-            entry[2][organisation] = Counts(s, o)
+            entry[2][organisation] = shared_counts(s, o)
     return [
         AmendmentTally(amendment_ref(aid), clause, by_group, kind)
         for aid, (clause, kind, by_group) in by_amendment.items()
