@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,10 +98,6 @@ def voters_by_organisation(session: Session, consultation_id: int) -> dict[str, 
     for name, count in rows:
         counts[name or OTHER] += count
     return dict(counts)
-
-
-def _upsert(session: Session):
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 # The statements a vote runs, built once per dialect with bound parameters: building
@@ -608,7 +604,9 @@ def write_ballots(session: Session, consultation: Consultation) -> None:
 
 def ballots_sha256(session: Session, consultation: Consultation) -> str:
     """The SHA-256 of the frozen ballot file, as ``ballot_file`` serves it."""
-    return ballots.sha256_of(_ballot_chunks(session, consultation, HASH_CHUNK_LINES))
+    return ballots.sha256_of(
+        _ballot_chunks(lambda after: _lines(session, consultation, after, HASH_CHUNK_LINES))
+    )
 
 
 def _lines(
@@ -655,11 +653,14 @@ def _lines(
     ]
 
 
-def _ballot_chunks(session: Session, consultation: Consultation, lines: int) -> Iterator[bytes]:
-    """The ballot file as CSV bytes, header first, then ``lines`` lines at a time."""
+def _ballot_chunks(read: Callable[[int], list[tuple[int, tuple]]]) -> Iterator[bytes]:
+    """The ballot file as CSV bytes: the header, then each chunk ``read(after)`` returns.
+
+    The one writer of the file's bytes, so that what closing hashes is what is served.
+    """
     yield from ballots.csv_lines((), with_header=True)
     after = 0
-    while chunk := _lines(session, consultation, after, lines):
+    while chunk := read(after):
         yield ballots.csv_chunk(row for _, row in chunk)
         after = chunk[-1][0]
 
@@ -679,12 +680,9 @@ def ballot_file(database: Database, consultation: Consultation) -> Iterator[byte
     download costs a few milliseconds of database time per chunk, not a pooled
     connection for the whole transfer.
     """
-    yield from ballots.csv_lines((), with_header=True)
-    after = 0
-    while True:
+
+    def read(after: int) -> list[tuple[int, tuple]]:
         with database.session() as session:
-            chunk = _lines(session, consultation, after, CHUNK_LINES)
-        if not chunk:
-            return
-        yield ballots.csv_chunk(row for _, row in chunk)
-        after = chunk[-1][0]
+            return _lines(session, consultation, after, CHUNK_LINES)
+
+    yield from _ballot_chunks(read)
