@@ -201,23 +201,6 @@ def clause_with_version(
     return clause, version
 
 
-def author_labels(session: Session, user_ids: set[int]) -> dict[int, AuthorLabel]:
-    """Public labels of the given users."""
-    if not user_ids:
-        return {}
-    rows = session.exec(
-        select(
-            User.id, User.display_name, User.pseudonym, User.show_organisation, Organisation.name
-        )
-        .outerjoin(Organisation, col(Organisation.id) == User.organisation_id)
-        .where(col(User.id).in_(user_ids))
-    )
-    return {
-        user_id: author_label(display_name, pseudonym, show_organisation, org_name)
-        for user_id, display_name, pseudonym, show_organisation, org_name in rows
-    }
-
-
 def _visible_on_clause(clause_id, viewer_id):
     """Listed amendments on a clause, and the viewer's own withdrawn or hidden ones.
 
@@ -282,7 +265,7 @@ def rows_for(session: Session, ids: list[int], viewer_id: int | None) -> list[Am
 
     One statement: each amendment with the clause version it targets, its author's public
     label, its kept counts and the viewer's own stance, so that a page of amendments costs
-    one round trip however many it shows.
+    one round trip however many it shows. Ids that name no amendment are left out.
     """
     if not ids:
         return []
@@ -297,28 +280,15 @@ def rows_for(session: Session, ids: list[int], viewer_id: int | None) -> list[Am
             opposes=int(o or 0),
             my_vote=mine[0] if mine else None,
         )
-    return [found[amendment_id] for amendment_id in ids]
+    return [found[amendment_id] for amendment_id in ids if amendment_id in found]
 
 
 def amendment_row(session: Session, amendment_id: int, viewer_id: int | None) -> AmendmentRow:
     """One amendment as the vote widget and the amendment fragment show it."""
-    pair = session.exec(
-        select(Amendment, ClauseVersion)
-        .join(ClauseVersion, col(ClauseVersion.id) == Amendment.clause_version_id)
-        .where(Amendment.id == amendment_id)
-    ).first()
-    if pair is None:
+    rows = rows_for(session, [amendment_id], viewer_id)
+    if not rows:
         raise NotFound("There is no such amendment.")
-    amendment, target = pair
-    supports, opposes = vote_counts(session, [amendment_id]).get(amendment_id, (0, 0))
-    return AmendmentRow(
-        amendment=amendment,
-        author=author_labels(session, {amendment.author_id})[amendment.author_id],
-        target=target,
-        supports=supports,
-        opposes=opposes,
-        my_vote=my_votes(session, [amendment_id], viewer_id).get(amendment_id),
-    )
+    return rows[0]
 
 
 def vote_counts(session: Session, amendment_ids: list[int]) -> dict[int, tuple[int, int]]:
@@ -331,16 +301,6 @@ def vote_counts(session: Session, amendment_ids: list[int]) -> dict[int, tuple[i
         .group_by(VoteTally.amendment_id)
     )
     return {aid: (int(s), int(o)) for aid, s, o in session.exec(query)}
-
-
-def my_votes(session: Session, amendment_ids: list[int], viewer_id: int | None) -> dict[int, str]:
-    """The viewer's own stance on each of these amendments."""
-    if viewer_id is None or not amendment_ids:
-        return {}
-    query = select(Vote.amendment_id, Vote.stance).where(
-        Vote.user_id == viewer_id, col(Vote.amendment_id).in_(amendment_ids)
-    )
-    return dict(session.exec(query).all())
 
 
 def known_domains(session: Session) -> dict[str, str]:
