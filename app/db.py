@@ -16,10 +16,12 @@ never a 500.
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -41,6 +43,9 @@ T = TypeVar("T")
 # enough for a queue of a few hundred short vote transactions to drain, short enough
 # that nobody stares at a spinner: the SQLite busy timeout and PostgreSQL lock_timeout.
 LOCK_TIMEOUT_SECONDS = 5.0
+
+# The drivers' own errors, raised by statements run on the DB-API connection directly.
+_DRIVER_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
 
 # SQLite result codes (the low byte of an extended code): SQLITE_BUSY, SQLITE_LOCKED.
 _SQLITE_BUSY_CODES = {5, 6}
@@ -113,13 +118,20 @@ def make_write_engine(url: str, lock_timeout: float | None = None) -> Engine:
 
 
 def is_busy(error: BaseException) -> bool:
-    """True when ``error`` means "the lock could not be had in time": worth a retry, not a 500."""
+    """True when ``error`` means "the lock could not be had in time": worth a retry, not a 500.
+
+    ``error`` is SQLAlchemy's, or the driver's own from statements run on the DB-API
+    connection directly (app.vote_sql).
+    """
     if isinstance(error, sa_exc.TimeoutError):
         # The connection pool stayed exhausted for the whole timeout.
         return True
-    if not isinstance(error, sa_exc.DBAPIError):
+    if isinstance(error, sa_exc.DBAPIError):
+        original = error.orig
+    elif isinstance(error, _DRIVER_ERRORS):
+        original = error
+    else:
         return False
-    original = error.orig
     sqlstate = getattr(original, "sqlstate", None)
     if sqlstate is not None:
         return sqlstate in _POSTGRES_RETRY_STATES
@@ -284,7 +296,7 @@ def _guarded(
     try:
         with make_session() as session:
             return fn(session, *args, **kwargs)
-    except (sa_exc.DBAPIError, sa_exc.TimeoutError) as error:
+    except (sa_exc.DBAPIError, sa_exc.TimeoutError, *_DRIVER_ERRORS) as error:
         if is_busy(error):
             # The session's context manager has rolled everything back: nothing half-done.
             raise Busy() from error
