@@ -11,14 +11,14 @@ from app.eligibility import vote_refusal
 from app.errors import InvalidInput, NotAllowed, WordingChanged
 from app.input_rules import FORM_RULES, field_problems
 from app.models import Amendment, utcnow
-from app.rate_limiting import rate_limited
+from app.rate_limiting import count_in_write, rate_limited
 from app.services import SessionEnded, cast_vote, participant_of, window_of
 from app.views.amendments import clause_url
 from app.views.consultations import clause
 from app.web import form_fields, is_htmx, redirect, render
 
 
-@rate_limited("votes")
+@rate_limited("votes", in_write=True)
 @csrf_protected
 async def vote(request: Request) -> Response:
     """Support, oppose or withdraw; htmx gets the updated widget, others a redirect back."""
@@ -35,6 +35,8 @@ async def vote(request: Request) -> Response:
     # One short write transaction: the session's account, the vote, and what the widget
     # shows after it, read under the vote's locks, so no other transaction is needed.
     def vote_as_session_user(session):
+        # The vote's rate-limit count, first, in this worker-thread call (see rate_limited).
+        count_in_write(request, session)
         return cast_vote(
             session,
             user_id,
