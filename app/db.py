@@ -16,6 +16,7 @@ never a 500.
 from __future__ import annotations
 
 import functools
+import select
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -100,7 +101,30 @@ def make_engine(url: str, lock_timeout: float | None = None) -> Engine:
         options["connect_args"] = {"options": f"-c lock_timeout={int(lock_timeout * 1000)}"}
         options["pool_timeout"] = lock_timeout
     # Modest: several web processes, the CLI and the test suite share max_connections.
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, **options)
+    engine = create_engine(url, pool_size=5, max_overflow=10, **options)
+    # Instead of pool_pre_ping, which costs a round trip at every checkout (every request).
+    event.listen(engine, "checkout", _refuse_if_ended_by_server)
+    return engine
+
+
+def _refuse_if_ended_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Refuse a pooled PostgreSQL connection that the server ended while it sat idle.
+
+    An idle connection has nothing to read: if its socket has, the server wrote to it
+    unasked, which is its notice that it ended the session (a restart, a failover,
+    pg_terminate_backend), or the end of the stream. A poll with no timeout sees that
+    without a round trip; SQLAlchemy then replaces the connection (DisconnectionError),
+    so no request fails on it (tests/test_operations.py). Like a ping would, a
+    connection cut silently by the network is found only by the request that uses it.
+    """
+    try:
+        socket = dbapi_connection.pgconn.socket
+    except psycopg.OperationalError:  # closed or broken on this side already
+        raise sa_exc.DisconnectionError("the connection was closed") from None
+    poll = select.poll()
+    poll.register(socket, select.POLLIN)
+    if poll.poll(0):
+        raise sa_exc.DisconnectionError("the server ended the connection while it was idle")
 
 
 def make_write_engine(url: str, lock_timeout: float | None = None) -> Engine:
