@@ -137,10 +137,12 @@ def record_vote(
     if stance is not None:
         with run.together():
             insert = run.execute(sql.first_vote, first_vote)
-            if with_counts:
+            # Where the insert moved the counts itself, they can be read along with it.
+            read_along = with_counts and counted_by_insert
+            if read_along:
                 read = run.execute(sql.counts, (amendment_id,))
         inserted = insert.fetchone()
-        if inserted is not None and with_counts:
+        if inserted is not None and read_along:
             counts = read.fetchone()
     while inserted is None:
         if stance is None:
