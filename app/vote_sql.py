@@ -60,7 +60,6 @@ class VoteSQL:
     voter: str  # the upsert of the voter row: returns the organisation they count for
     tally: str
     counts: str  # supports and opposes of one amendment (queries.vote_counts of one id)
-    placeholder: str
     read_converters: tuple[tuple[type, tuple[tuple[str, Callable | None], ...]], ...]
     time_converter: Callable | None
 
@@ -108,6 +107,7 @@ def _statements(dialect: Any) -> VoteSQL:
     else:
         first_vote = insert_vote  # SQLite has no data-modifying WITH: _count follows it
     this_vote = f"amendment_id = {p} AND user_id = {p}"
+    times = Vote.__table__.c.created_at.type  # type: ignore[attr-defined]
     return VoteSQL(
         pipeline=postgresql,
         locks=(
@@ -136,7 +136,6 @@ def _statements(dialect: Any) -> VoteSQL:
             "SELECT COALESCE(SUM(supports), 0), COALESCE(SUM(opposes), 0) "
             f"FROM vote_tally WHERE amendment_id = {p}"
         ),
-        placeholder=p,
         read_converters=tuple(
             (
                 model,
@@ -147,9 +146,7 @@ def _statements(dialect: Any) -> VoteSQL:
             )
             for model, _alias in _ENTITIES
         ),
-        time_converter=Vote.__table__.c.created_at.type.dialect_impl(dialect).bind_processor(
-            dialect
-        ),  # type: ignore[attr-defined]
+        time_converter=times.dialect_impl(dialect).bind_processor(dialect),
     )
 
 
