@@ -16,10 +16,13 @@ never a 500.
 from __future__ import annotations
 
 import functools
+import select
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -41,6 +44,9 @@ T = TypeVar("T")
 # enough for a queue of a few hundred short vote transactions to drain, short enough
 # that nobody stares at a spinner: the SQLite busy timeout and PostgreSQL lock_timeout.
 LOCK_TIMEOUT_SECONDS = 5.0
+
+# The drivers' own errors, raised by statements run on the DB-API connection directly.
+_DRIVER_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
 
 # SQLite result codes (the low byte of an extended code): SQLITE_BUSY, SQLITE_LOCKED.
 _SQLITE_BUSY_CODES = {5, 6}
@@ -95,7 +101,30 @@ def make_engine(url: str, lock_timeout: float | None = None) -> Engine:
         options["connect_args"] = {"options": f"-c lock_timeout={int(lock_timeout * 1000)}"}
         options["pool_timeout"] = lock_timeout
     # Modest: several web processes, the CLI and the test suite share max_connections.
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, **options)
+    engine = create_engine(url, pool_size=5, max_overflow=10, **options)
+    # Instead of pool_pre_ping, which costs a round trip at every checkout (every request).
+    event.listen(engine, "checkout", _refuse_if_ended_by_server)
+    return engine
+
+
+def _refuse_if_ended_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Refuse a pooled PostgreSQL connection that the server ended while it sat idle.
+
+    An idle connection has nothing to read: if its socket has, the server wrote to it
+    unasked, which is its notice that it ended the session (a restart, a failover,
+    pg_terminate_backend), or the end of the stream. A poll with no timeout sees that
+    without a round trip; SQLAlchemy then replaces the connection (DisconnectionError),
+    so no request fails on it (tests/test_operations.py). Like a ping would, a
+    connection cut silently by the network is found only by the request that uses it.
+    """
+    try:
+        socket = dbapi_connection.pgconn.socket
+    except psycopg.OperationalError:  # closed or broken on this side already
+        raise sa_exc.DisconnectionError("the connection was closed") from None
+    poll = select.poll()
+    poll.register(socket, select.POLLIN)
+    if poll.poll(0):
+        raise sa_exc.DisconnectionError("the server ended the connection while it was idle")
 
 
 def make_write_engine(url: str, lock_timeout: float | None = None) -> Engine:
@@ -113,13 +142,20 @@ def make_write_engine(url: str, lock_timeout: float | None = None) -> Engine:
 
 
 def is_busy(error: BaseException) -> bool:
-    """True when ``error`` means "the lock could not be had in time": worth a retry, not a 500."""
+    """True when ``error`` means "the lock could not be had in time": worth a retry, not a 500.
+
+    ``error`` is SQLAlchemy's, or the driver's own from statements run on the DB-API
+    connection directly (app.vote_sql).
+    """
     if isinstance(error, sa_exc.TimeoutError):
         # The connection pool stayed exhausted for the whole timeout.
         return True
-    if not isinstance(error, sa_exc.DBAPIError):
+    if isinstance(error, sa_exc.DBAPIError):
+        original = error.orig
+    elif isinstance(error, _DRIVER_ERRORS):
+        original = error
+    else:
         return False
-    original = error.orig
     sqlstate = getattr(original, "sqlstate", None)
     if sqlstate is not None:
         return sqlstate in _POSTGRES_RETRY_STATES
@@ -284,7 +320,7 @@ def _guarded(
     try:
         with make_session() as session:
             return fn(session, *args, **kwargs)
-    except (sa_exc.DBAPIError, sa_exc.TimeoutError) as error:
+    except (sa_exc.DBAPIError, sa_exc.TimeoutError, *_DRIVER_ERRORS) as error:
         if is_busy(error):
             # The session's context manager has rolled everything back: nothing half-done.
             raise Busy() from error

@@ -24,6 +24,7 @@ Web layer: reads the request (client address, session user) and raises a Redline
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -33,6 +34,7 @@ from functools import wraps
 from limits import RateLimitItem
 from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -84,8 +86,13 @@ class RateLimiter:
             for scope in SCOPES
         }
 
-    def hit(self, action: str, user: str | None, address: str | None) -> int | None:
-        """Count one ``action``; None when allowed, else seconds until it is allowed again."""
+    def hit(
+        self, action: str, user: str | None, address: str | None, session: Session | None = None
+    ) -> int | None:
+        """Count one ``action``; None when allowed, else seconds until it is allowed again.
+
+        ``session``: see ``DatabaseStorage.incr_many`` (the other storages ignore it).
+        """
         counted = [
             (item, (action, scope, identity))
             for scope, identity in (("user", user), ("address", address))
@@ -97,7 +104,7 @@ class RateLimiter:
         if isinstance(self.storage, DatabaseStorage):
             # The fixed-window rule of limits' FixedWindowRateLimiter.hit, over one commit.
             hits = self.storage.incr_many(
-                [(item.key_for(*ids), item.get_expiry(), 1) for item, ids in counted]
+                [(item.key_for(*ids), item.get_expiry(), 1) for item, ids in counted], session
             )
             refused = [
                 (item, ids) for (item, ids), n in zip(counted, hits, strict=True) if n > item.amount
@@ -111,20 +118,26 @@ class RateLimiter:
         return max(waits) if waits else None
 
 
-async def enforce(
-    request: Request, action: str, user: str | None = None, per_address: bool = True
-) -> None:
-    """Count ``action`` for this client (and ``user``, default the session's); 429 if over."""
+def _subject(
+    request: Request, user: str | None, per_address: bool
+) -> tuple[RateLimiter, str | None, str | None]:
     if user is None:
         user_id = session_user_id(request)
         user = str(user_id) if user_id is not None else None
     address = request.client.host if request.client and per_address else None
-    limiter: RateLimiter = request.app.state.rate_limiter
+    return request.app.state.rate_limiter, user, address
+
+
+def _count(
+    limiter: RateLimiter,
+    action: str,
+    user: str | None,
+    address: str | None,
+    session: Session | None = None,
+) -> None:
+    """Count ``action``; TooManyRequests if over a limit (blocking with a blocking storage)."""
     try:
-        if limiter.blocking:
-            wait = await run_in_threadpool(limiter.hit, action, user, address)
-        else:
-            wait = limiter.hit(action, user, address)
+        wait = limiter.hit(action, user, address, session)
     except Exception as error:  # any storage failure: let the request through (see above)
         log.warning("rate limit storage failed for %s; request allowed: %r", action, error)
         return
@@ -134,19 +147,61 @@ async def enforce(
         raise TooManyRequests(wait)
 
 
+async def enforce(
+    request: Request, action: str, user: str | None = None, per_address: bool = True
+) -> None:
+    """Count ``action`` for this client (and ``user``, default the session's); 429 if over."""
+    limiter, user, address = _subject(request, user, per_address)
+    if limiter.blocking:
+        await run_in_threadpool(_count, limiter, action, user, address)
+    else:
+        _count(limiter, action, user, address)
+
+
 def rate_limited(
-    action: str,
+    action: str, *, in_write: bool = False
 ) -> Callable[[Callable[[Request], Awaitable[Response]]], Callable[[Request], Awaitable[Response]]]:
-    """Decorate a form handler so that every post counts, before even its CSRF check."""
+    """Decorate a form handler so that every post counts, before even its CSRF check.
+
+    With ``in_write``, for a handler whose work is one ``Database.write`` that calls
+    ``count_in_write`` before anything else: a count that blocks (in the database or
+    Redis) is made in that write's worker-thread call, on PostgreSQL on its connection,
+    instead of a thread hop and a pool checkout of its own. What the client sees is the
+    same: over a limit, 429 and nothing written; a handler that fails before its write
+    (a bad security token, say) has written nothing, so it is counted then, and 429
+    replaces its answer if over a limit, as if counted first.
+    """
 
     def decorate(
         endpoint: Callable[[Request], Awaitable[Response]],
     ) -> Callable[[Request], Awaitable[Response]]:
         @wraps(endpoint)
         async def limited(request: Request) -> Response:
-            await enforce(request, action)
-            return await endpoint(request)
+            limiter, user, address = _subject(request, None, True)
+            if not (in_write and limiter.blocking):
+                await enforce(request, action)
+                return await endpoint(request)
+            request.state.rate_count = functools.partial(_count, limiter, action, user, address)
+            try:
+                return await endpoint(request)
+            finally:
+                pending = request.state.rate_count
+                if pending is not None:
+                    request.state.rate_count = None
+                    await run_in_threadpool(pending)
 
         return limited
 
     return decorate
+
+
+def count_in_write(request: Request, session: Session) -> None:
+    """Make the count ``rate_limited(..., in_write=True)`` left to this write, if any.
+
+    Call it first in the write's function, before any statement of its own: over a
+    limit it raises TooManyRequests and nothing is written.
+    """
+    pending = getattr(request.state, "rate_count", None)
+    if pending is not None:
+        request.state.rate_count = None
+        pending(session)

@@ -14,14 +14,15 @@ cycle.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
-from app import documents
+from app import documents, vote_sql
 from app.eligibility import (
     Participant,
     Window,
@@ -54,8 +55,8 @@ from app.models import (
 )
 from app.people import Details
 from app.proposals import Proposal, ProposalInput, validate_proposal, wording_fingerprint
-from app.queries import clause_with_version, consultation_by_slug, known_domains, vote_counts
-from app.tallies import change_vote, participate
+from app.queries import clause_with_version, consultation_by_slug, known_domains
+from app.tallies import participate, record_vote
 
 _PSEUDONYM_WORDS = (
     "Alder Ash Aspen Birch Cedar Elm Hazel Holly Juniper Larch Linden Maple Oak Pine Rowan "
@@ -64,8 +65,8 @@ _PSEUDONYM_WORDS = (
 
 
 # First keys of PostgreSQL advisory locks, one namespace per kind of row locked.
-_CONSULTATION_LOCKS = 1
-_AMENDMENT_LOCKS = 2
+_CONSULTATION_LOCKS = vote_sql.CONSULTATION_LOCKS
+_AMENDMENT_LOCKS = vote_sql.AMENDMENT_LOCKS
 
 
 def _fair_lock(namespace: int, key, exclusive: bool):
@@ -132,7 +133,8 @@ class VoteCast:
     """A vote as its transaction left it: what the vote widget shows, read under its locks.
 
     ``supports`` and ``opposes`` are the amendment's counts after the vote, read only
-    when the consultation shows results to participants (0 otherwise).
+    when the consultation shows results to participants (0 otherwise). ``voter`` is the
+    voter's account as read under the vote's locks.
     """
 
     amendment: Amendment
@@ -140,46 +142,36 @@ class VoteCast:
     my_vote: str | None
     supports: int = 0
     opposes: int = 0
+    voter: User | None = None
 
 
-# The statements of ``_lock_for_vote``, built once with bound parameters (see
-# tallies._vote_statements for why).
-_VOTE_LOCKS = select(
-    _fair_lock(_CONSULTATION_LOCKS, Amendment.consultation_id, exclusive=False),
-    _fair_lock(_AMENDMENT_LOCKS, Amendment.id, exclusive=False),
-).where(Amendment.id == bindparam("amendment_id"))
-_LOCKED_FOR_VOTE = (
-    select(Consultation, Amendment, User.email, User.email_verified)
-    .join(Amendment, col(Amendment.consultation_id) == Consultation.id)
-    .outerjoin(User, col(User.id) == bindparam("user_id"))
-    .where(Amendment.id == bindparam("amendment_id"))
-    .with_for_update(read=True, of=[Consultation, Amendment])  # type: ignore[list-item]
-    .execution_options(populate_existing=True)
-)
+class SessionEnded(NotAllowed):
+    """The session a vote was sent in was ended on the server: nothing was cast."""
 
 
 def _lock_for_vote(
     session: Session, amendment_id: int, user_id: int | None
-) -> tuple[Consultation, Amendment, Participant | None] | None:
-    """The consultation and amendment under the locks a vote takes, and the voter.
+) -> tuple[Consultation, Amendment, User | None] | None:
+    """The consultation and amendment under the locks a vote takes, and the voter's account.
 
     The same locks, in the same order, as ``lock_consultation`` then ``lock_amendment``
-    (shared), in two statements instead of five: on PostgreSQL the statement that finds
-    the amendment's consultation queues for both advisory locks (a select list is
-    evaluated left to right: the consultation's first), then one read locks both rows
-    FOR SHARE and reads the voter's account alongside. None when there is no such
-    amendment.
+    (shared), in one round trip instead of five: on PostgreSQL the first statement
+    queues for both advisory locks (a select list is evaluated left to right: the
+    consultation's first), then one read locks both rows FOR SHARE and reads the
+    voter's whole account alongside (no second read of it). None when there is no
+    such amendment.
     """
-    parameters = {"amendment_id": amendment_id, "user_id": user_id}
-    postgresql = session.get_bind().dialect.name == "postgresql"
-    if postgresql and session.connection().execute(_VOTE_LOCKS, parameters).first() is None:
-        return None
-    row = session.exec(_LOCKED_FOR_VOTE, params=parameters).first()
+    run = vote_sql.Runner(session)
+    sql = run.sql
+    with run.together():
+        if sql.locks is not None:
+            run.execute(sql.locks, (amendment_id,))
+        read = run.execute(sql.locked_read, (user_id, amendment_id))
+    row = read.fetchone()
     if row is None:
         return None
-    consultation, amendment, email, email_verified = row
-    voter = None if email is None else Participant(email, email_verified)
-    return consultation, amendment, voter
+    consultation, amendment, user = run.entities(row)
+    return consultation, amendment, user
 
 
 def window_of(consultation: Consultation) -> Window:
@@ -412,6 +404,7 @@ def cast_vote(
     stance: str | None,
     now: datetime | None = None,
     wording: str | None = None,
+    signed_in: Callable[[User | None], bool] | None = None,
 ) -> VoteCast:
     """Support, oppose, change or (stance None) withdraw a vote, if the rules allow it now.
 
@@ -421,22 +414,30 @@ def cast_vote(
     locks, so a close or a withdrawal either committed first (and the vote is refused)
     or waits for this vote to commit (and counts it). ``wording`` is the fingerprint
     (``proposals.wording_fingerprint``) of the wording the voter read: if the author
-    edited the amendment since, the vote is refused. Returns what the vote widget
-    shows, read in this transaction, so that showing it needs no second one.
+    edited the amendment since, the vote is refused. ``signed_in``, given the voter's
+    account as read in this transaction, says whether the session the vote came in
+    may still act (``auth.still_signed_in``): if not, SessionEnded and nothing is cast.
+    Returns what the vote widget shows, read in this transaction, so that showing it
+    needs no second one.
     """
     if stance is not None and stance not in STANCES:
         raise InvalidInput({"stance": "Choose support or oppose"})
     locked = _lock_for_vote(session, amendment_id, user_id)
     if locked is None:
+        # No such amendment: the session is still checked first, as for any other.
+        if signed_in is not None and not signed_in(get_user(session, user_id)):
+            raise SessionEnded("Sign in to vote on amendments.")
         raise NotFound("There is no such amendment.")
-    consultation, amendment, voter = locked
+    consultation, amendment, user = locked
+    if signed_in is not None and not signed_in(user):
+        raise SessionEnded("Sign in to vote on amendments.")
     if consultation.status == "draft":
         raise NotFound("There is no such amendment.")
     window = window_of(consultation)
     closed = voting_closed(window, amendment.status, now or utcnow())
     if closed:
         raise Conflict(closed)
-    refusal = identity_refusal(voter, window)
+    refusal = identity_refusal(participant_of(user), window)
     if refusal:
         raise NotAllowed(refusal)
     if (
@@ -451,12 +452,13 @@ def cast_vote(
         )
     # Through app.tallies, so that the counts pages and reports read, and the voter's
     # organisation for this consultation, move in the same transaction as the vote.
-    change_vote(session, consultation.id, amendment_id, user_id, stance)
-    supports, opposes = 0, 0
-    if results_visible(consultation.status, consultation.live_results):
-        supports, opposes = vote_counts(session, [amendment_id]).get(amendment_id, (0, 0))
+    visible = results_visible(consultation.status, consultation.live_results)
+    _previous, counts = record_vote(
+        session, consultation.id, amendment_id, user_id, stance, with_counts=visible
+    )
+    supports, opposes = counts or (0, 0)
     session.commit()
-    return VoteCast(amendment, consultation, stance, supports, opposes)
+    return VoteCast(amendment, consultation, stance, supports, opposes, user)
 
 
 def import_document(

@@ -8,15 +8,11 @@ SHA-256 come from those rows, so nothing after closing changes what counts.
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import (
     and_,
-    bindparam,
     case,
     delete,
     distinct,
@@ -27,12 +23,10 @@ from sqlalchemy import (
     literal_column,
     null,
     union_all,
-    update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from app import ballots
+from app import ballots, vote_sql
 from app.db import Database
 from app.models import (
     LISTED_STATUSES,
@@ -100,130 +94,88 @@ def voters_by_organisation(session: Session, consultation_id: int) -> dict[str, 
     return dict(counts)
 
 
-# The statements a vote runs, built once per dialect with bound parameters: building
-# SQLAlchemy statements costs more CPU than compiling them (which SQLAlchemy caches),
-# and over Core tables, not ORM entities, they skip the ORM's bulk-persistence layer.
-_VOTES = Vote.__table__  # type: ignore[attr-defined]
-_VOTERS = Voter.__table__  # type: ignore[attr-defined]
-_TALLIES = VoteTally.__table__  # type: ignore[attr-defined]
-_USERS = User.__table__  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class _VoteStatements:
-    first_vote: Any  # inserts the vote unless the person has one: returns its id if so
-    withdrawal: Any  # deletes the vote: returns the stance it had
-    locked_vote: Any  # the vote's id and stance, locked until commit
-    changed_vote: Any
-    voter: Any  # the upsert of the voter row: returns the organisation they count for
-    tally: Any
-
-
-@functools.cache
-def _vote_statements(dialect: str) -> _VoteStatements:
-    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    this_vote = and_(
-        _VOTES.c.amendment_id == bindparam("amendment_id"),
-        _VOTES.c.user_id == bindparam("user_id"),
-    )
-    voter = insert_(_VOTERS).values(
-        consultation_id=bindparam("consultation_id"),
-        user_id=bindparam("user_id"),
-        # Read from the account inside the upsert itself: one statement, not two.
-        organisation_id=select(_USERS.c.organisation_id)
-        .where(_USERS.c.id == bindparam("user_id"))
-        .scalar_subquery(),
-        votes=bindparam("votes_delta"),
-    )
-    tally = insert_(_TALLIES).values(
-        amendment_id=bindparam("amendment_id"),
-        organisation_id=bindparam("organisation_id"),
-        supports=bindparam("supports"),
-        opposes=bindparam("opposes"),
-    )
-    return _VoteStatements(
-        first_vote=insert_(_VOTES)
-        .values(
-            amendment_id=bindparam("amendment_id"),
-            user_id=bindparam("user_id"),
-            stance=bindparam("stance"),
-            created_at=bindparam("now"),
-            updated_at=bindparam("now"),
-        )
-        .on_conflict_do_nothing(index_elements=[_VOTES.c.amendment_id, _VOTES.c.user_id])
-        .returning(_VOTES.c.id),
-        withdrawal=delete(_VOTES).where(this_vote).returning(_VOTES.c.stance),
-        locked_vote=select(_VOTES.c.id, _VOTES.c.stance).where(this_vote).with_for_update(),
-        changed_vote=update(_VOTES)
-        .where(_VOTES.c.id == bindparam("vote_id"))
-        .values(stance=bindparam("stance"), updated_at=bindparam("now")),
-        voter=voter.on_conflict_do_update(
-            index_elements=[_VOTERS.c.consultation_id, _VOTERS.c.user_id],
-            set_={"votes": _VOTERS.c.votes + bindparam("votes_delta")},
-        ).returning(_VOTERS.c.organisation_id),
-        tally=tally.on_conflict_do_update(
-            index_elements=[_TALLIES.c.amendment_id, _TALLIES.c.organisation_id],
-            set_={
-                "supports": _TALLIES.c.supports + bindparam("supports"),
-                "opposes": _TALLIES.c.opposes + bindparam("opposes"),
-            },
-        ),
-    )
-
-
 def change_vote(
     session: Session, consultation_id: int, amendment_id: int, user_id: int, stance: str | None
 ) -> str | None:
     """Cast, change or (stance None) withdraw one vote, keeping the tallies in step.
 
     Not committed: the caller has checked the rules and commits. Returns the previous
-    stance. Each step reads the vote row as it writes or locks it (an insert that does
-    nothing when the row exists, a delete returning what it deleted, a locked read
-    before an update), so that two clicks racing each other never fail or count
-    twice: the tallies move by exactly the difference between what was stored before
-    and what is stored after. A first vote is one statement, the common case.
+    stance. See ``record_vote``.
     """
-    statements = _vote_statements(session.get_bind().dialect.name)
-    # Core statements on the session's connection: no ORM objects to track on this path.
-    connection = session.connection()
-    this_vote = {"amendment_id": amendment_id, "user_id": user_id}
-    now = utcnow()
-    while True:
+    return record_vote(session, consultation_id, amendment_id, user_id, stance)[0]
+
+
+def record_vote(
+    session: Session,
+    consultation_id: int,
+    amendment_id: int,
+    user_id: int,
+    stance: str | None,
+    with_counts: bool = False,
+) -> tuple[str | None, tuple[int, int] | None]:
+    """``change_vote``, and with ``with_counts`` the amendment's counts after it.
+
+    Each step reads the vote row as it writes or locks it (an insert that does nothing
+    when the row exists, a delete returning what it deleted, a locked read before an
+    update), so that two clicks racing each other never fail or count twice: the
+    tallies move by exactly the difference between what was stored before and what is
+    stored after. A first vote is one statement on PostgreSQL (its counts moved in the
+    same statement, and the counts read sent in the same round trip), the common case.
+    The statements are app.vote_sql's, on the session's connection (see there for why).
+    """
+    run = vote_sql.Runner(session)
+    sql = run.sql
+    now = run.time(utcnow())
+    supports, opposes = int(stance == "support"), int(stance == "oppose")
+    counted_by_insert = sql.first_vote_counts
+    first_vote = (amendment_id, user_id, stance, now, now)
+    if counted_by_insert:
+        # (voter: consultation, user, user, +1 vote; tally: amendment, +supports, +opposes)
+        first_vote += (consultation_id, user_id, user_id, 1, amendment_id, supports, opposes)
+    counts = None
+    inserted = None
+    if stance is not None:
+        with run.together():
+            insert = run.execute(sql.first_vote, first_vote)
+            # Where the insert moved the counts itself, they can be read along with it.
+            read_along = with_counts and counted_by_insert
+            if read_along:
+                read = run.execute(sql.counts, (amendment_id,))
+        inserted = insert.fetchone()
+        if inserted is not None and read_along:
+            counts = read.fetchone()
+    while inserted is None:
         if stance is None:
-            deleted = connection.execute(statements.withdrawal, this_vote).first()
+            deleted = run.execute(sql.withdrawal, (amendment_id, user_id)).fetchone()
             previous = deleted[0] if deleted is not None else None
             break
-        inserted = connection.execute(
-            statements.first_vote, {**this_vote, "stance": stance, "now": now}
-        ).first()
-        if inserted is not None:
-            previous = None
-            break
         # The row exists (or a racing first vote has just committed it): lock, then read.
-        existing = connection.execute(statements.locked_vote, this_vote).first()
+        existing = run.execute(sql.locked_vote, (amendment_id, user_id)).fetchone()
         if existing is None:
-            continue  # withdrawn in between by another request of the same person: insert
-        previous = existing.stance
+            # Withdrawn in between by another request of the same person: insert.
+            inserted = run.execute(sql.first_vote, first_vote).fetchone()
+            continue
+        previous = existing[1]
         if previous != stance:
-            connection.execute(
-                statements.changed_vote, {"vote_id": existing.id, "stance": stance, "now": now}
-            )
+            run.execute(sql.changed_vote, (stance, now, existing[0]))
         break
-    if previous != stance:
+    else:
+        previous = None
+        if not counted_by_insert:
+            _count(session, consultation_id, amendment_id, user_id, None, stance)
+    if previous is not None and previous != stance:
         _count(session, consultation_id, amendment_id, user_id, previous, stance)
-    return previous
+    if with_counts and counts is None:
+        counts = run.execute(sql.counts, (amendment_id,)).fetchone()
+    return previous, (None if counts is None else (int(counts[0]), int(counts[1])))
 
 
 def participate(session: Session, consultation_id: int, user_id: int, votes_delta: int = 0):
     """Make sure the person has a voter row here (organisation fixed on first participation),
     add ``votes_delta`` to their vote count, and return the organisation they count for."""
-    statement = _vote_statements(session.get_bind().dialect.name).voter
-    parameters = {"consultation_id": consultation_id, "user_id": user_id}
-    return (
-        session.connection()
-        .execute(statement, {**parameters, "votes_delta": votes_delta})
-        .scalar_one()
-    )
+    run = vote_sql.Runner(session)
+    parameters = (consultation_id, user_id, user_id, votes_delta)
+    return run.execute(run.sql.voter, parameters).fetchone()[0]
 
 
 def _count(
@@ -237,14 +189,15 @@ def _count(
     """Move the voter's and the amendment's counts from ``old`` to ``new``."""
     votes_delta = (new is not None) - (old is not None)
     voter_organisation = participate(session, consultation_id, user_id, votes_delta)
-    session.connection().execute(
-        _vote_statements(session.get_bind().dialect.name).tally,
-        {
-            "amendment_id": amendment_id,
-            "organisation_id": voter_organisation or 0,
-            "supports": (new == "support") - (old == "support"),
-            "opposes": (new == "oppose") - (old == "oppose"),
-        },
+    run = vote_sql.Runner(session)
+    run.execute(
+        run.sql.tally,
+        (
+            amendment_id,
+            voter_organisation or 0,
+            (new == "support") - (old == "support"),
+            (new == "oppose") - (old == "oppose"),
+        ),
     )
 
 

@@ -7,19 +7,21 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlmodel import select
 from starlette.testclient import TestClient
 
 from app.cli import main
 from app.db import Database, alembic_config, code_heads, migrate, schema_revisions
 from app.main import create_app
-from app.models import Amendment, User
+from app.models import Amendment, Consultation, User
 from app.observability import accepted_request_id, configure_logging
 from app.settings import Settings, SettingsError
 from tests.conftest import (
@@ -398,3 +400,61 @@ def test_settings_read_the_new_variables():
         Settings.from_env({**base, "REDLINE_LOG_FORMAT": "xml"})
     with pytest.raises(SettingsError, match="REDLINE_METRICS_TOKEN"):
         Settings.from_env({**base, "REDLINE_METRICS_TOKEN": "short"})
+
+
+# Connections
+
+
+def test_connections_postgresql_ended_between_requests_fail_no_request(seeded):
+    """A pooled connection the server ended while it sat idle (a restart, a failover, an
+    administrator's pg_terminate_backend) is replaced at checkout: no request fails."""
+    if not seeded.url.startswith("postgresql"):
+        pytest.skip("SQLite has no server to end connections")
+    app = create_app(settings_for(seeded.url))
+    voter = user_id(seeded, "amira.shah@hmrc.gov.uk")
+    amendment = seeded.call(
+        lambda s: s.exec(
+            select(Amendment.id)
+            .join(Consultation, Consultation.id == Amendment.consultation_id)
+            .where(
+                Consultation.status == "open",
+                Amendment.status == "open",
+                Amendment.author_id != voter,
+            )
+        ).first()
+    )
+    with TestClient(app, follow_redirects=False) as client:
+        csrf = force_login(client, voter)
+
+        def vote(stance: str) -> int:
+            headers = {"HX-Request": "true", "X-CSRF-Token": csrf}
+            return client.post(
+                f"/amendments/{amendment}/vote", data={"stance": stance}, headers=headers
+            ).status_code
+
+        assert vote("support") == 200
+        assert client.get(CLAUSE).status_code == 200
+        with postgres_admin() as admin:
+            database = make_url(seeded.url).database
+            ended = admin.execute(
+                text(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": database},
+            ).all()
+            assert ended, "the app's pool holds no connection to end"
+            for (pid,) in ended:
+                admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            pids = [pid for (pid,) in ended]
+            for _ in range(100):  # until the ended backends have exited
+                alive = admin.execute(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)"),
+                    {"pids": pids},
+                ).scalar_one()
+                if not alive:
+                    break
+                time.sleep(0.05)
+        assert vote("oppose") == 200
+        assert client.get(CLAUSE).status_code == 200
+        assert vote("withdraw") == 200

@@ -318,6 +318,28 @@ def test_vote_with_htmx_returns_the_updated_widget(client, seeded):
     assert "is now oppose" in response.text
 
 
+def test_the_htmx_widget_shows_the_counts_after_each_change_of_vote(client, seeded):
+    amendment = amendment_on(seeded, "10", "carys.llewellyn@england.nhs.uk")
+    supports, opposes = counts(seeded, amendment.id)
+    csrf = sign_in(client, seeded, "dan.price@cabinetoffice.gov.uk")
+    for stance, expected in (
+        ("support", (supports + 1, opposes)),
+        ("oppose", (supports, opposes + 1)),
+        ("oppose", (supports, opposes + 1)),
+        ("withdraw", (supports, opposes)),
+        ("oppose", (supports, opposes + 1)),
+    ):
+        response = client.post(
+            f"/amendments/{amendment.id}/vote",
+            data={"stance": stance},
+            headers={"HX-Request": "true", "X-CSRF-Token": csrf},
+        )
+        assert response.status_code == 200
+        assert counts(seeded, amendment.id) == expected
+        assert f'id="vote-{amendment.id}-supports">{expected[0]}</strong>' in response.text
+        assert f'id="vote-{amendment.id}-opposes">{expected[1]}</strong>' in response.text
+
+
 def test_a_second_vote_updates_the_same_row(client, seeded):
     amendment = amendment_on(seeded, "7", "amira.shah@hmrc.gov.uk")
     dan = user_id(seeded, "dan.price@cabinetoffice.gov.uk")

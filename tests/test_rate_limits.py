@@ -146,6 +146,29 @@ def test_votes_over_the_per_person_limit_get_429_and_change_nothing(seeded):
     assert vote(client_for(app, seeded, OTHER), amendments[3]).status_code == 303
 
 
+def test_every_vote_post_counts_whatever_becomes_of_it(seeded):
+    """On PostgreSQL a vote's count is made in the vote's own worker-thread call: posts that
+    fail before it (a forged token, a bad stance) or in it (a refusal) count all the same,
+    and over the limit any of them is a 429, as if counted first."""
+    app = create_app(settings_for(seeded.url, rate_limits=limits(votes="4/minute")))
+    amendments = open_amendments(seeded)
+    voter = client_for(app, seeded, VOTER)
+    path = f"/amendments/{amendments[0]}/vote"
+    forged = voter.post(path, data={"stance": "support", "csrf_token": "forged"})
+    assert forged.status_code == 403
+    bad = voter.post(path, data={"stance": "maybe", "csrf_token": voter.csrf})
+    assert bad.status_code == 400
+    missing = voter.post(
+        "/amendments/999999/vote", data={"stance": "support", "csrf_token": voter.csrf}
+    )
+    assert missing.status_code == 404
+    assert vote(voter, amendments[0]).status_code == 303
+    before = votes_of(seeded, VOTER)
+    assert_too_many(voter.post(path, data={"stance": "oppose", "csrf_token": "forged"}))
+    assert_too_many(vote(voter, amendments[1], htmx=True), htmx=True)
+    assert votes_of(seeded, VOTER) == before
+
+
 def test_votes_over_the_per_address_limit_are_refused_whoever_sends_them(seeded):
     app = create_app(settings_for(seeded.url, rate_limits=limits(votes_per_address="2/minute")))
     amendment = open_amendments(seeded)[0]

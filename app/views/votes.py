@@ -11,14 +11,14 @@ from app.eligibility import vote_refusal
 from app.errors import InvalidInput, NotAllowed, WordingChanged
 from app.input_rules import FORM_RULES, field_problems
 from app.models import Amendment, utcnow
-from app.rate_limiting import rate_limited
-from app.services import cast_vote, get_user, participant_of, window_of
+from app.rate_limiting import count_in_write, rate_limited
+from app.services import SessionEnded, cast_vote, participant_of, window_of
 from app.views.amendments import clause_url
 from app.views.consultations import clause
 from app.web import form_fields, is_htmx, redirect, render
 
 
-@rate_limited("votes")
+@rate_limited("votes", in_write=True)
 @csrf_protected
 async def vote(request: Request) -> Response:
     """Support, oppose or withdraw; htmx gets the updated widget, others a redirect back."""
@@ -35,21 +35,24 @@ async def vote(request: Request) -> Response:
     # One short write transaction: the session's account, the vote, and what the widget
     # shows after it, read under the vote's locks, so no other transaction is needed.
     def vote_as_session_user(session):
-        user = get_user(session, user_id)
-        if not still_signed_in(request, user):
-            return user, None  # the session was ended on the server: nothing is cast
-        cast = cast_vote(
+        # The vote's rate-limit count, first, in this worker-thread call (see rate_limited).
+        count_in_write(request, session)
+        return cast_vote(
             session,
             user_id,
             amendment_id,
             None if stance == "withdraw" else stance,
             # The fingerprint of the wording the voter read: absent from scripts' posts.
             wording=fields["wording"] or None,
+            # Checked on the account as read under the vote's locks: no second read of it.
+            signed_in=lambda user: still_signed_in(request, user),
         )
-        return user, cast
 
     try:
-        user, cast = await database.write(vote_as_session_user)
+        cast = await database.write(vote_as_session_user)
+    except SessionEnded:
+        remember_user(request, user_id, None)  # the session is forgotten in this browser
+        raise NotAllowed("Sign in to vote on amendments.") from None
     except WordingChanged as refused:
         if is_htmx(request):
             raise  # an error summary swapped into the vote widget
@@ -61,8 +64,7 @@ async def vote(request: Request) -> Response:
         slug, number = await database.run(address)
         request.scope["path_params"] = {"slug": slug, "number": number}
         return await clause(request, {f"vote-{amendment_id}": refused.message})
-    if remember_user(request, user_id, user) is None or cast is None:
-        raise NotAllowed("Sign in to vote on amendments.")
+    user = remember_user(request, user_id, cast.voter)
     if not is_htmx(request):
         slug, number = await database.run(queries.clause_page_address, cast.amendment)
         return redirect(f"{clause_url(slug, number)}?voted={amendment_id}#amendment-{amendment_id}")
