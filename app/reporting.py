@@ -43,6 +43,7 @@ from app.ranking import OTHER, RankedAmendment, Rules, rank, recode_small_organi
 from app.summary import facts_by_ref
 from app.tallies import (
     LISTED_STATUSES,
+    TALLIED_COLUMNS,
     amendment_ref,
     frozen_voters_by_group,
     rules_of,
@@ -52,25 +53,43 @@ from app.tallies import (
 
 WITHHELD_TEXT = "[Text withheld by the moderators after voting closed.]"
 OTHER_LABEL = "Other organisations (fewer than 5 participants each)"
+DECISIONS = ("accepted", "rejected")
 
 
-# slots: a large report makes one of these per amendment; without a __dict__ each is
-# smaller and cheaper to make, and one object fewer for the cyclic collector to walk.
-@dataclass(frozen=True, slots=True)
-class ReportRow:
-    """One ranked amendment with everything the report and its exports show."""
+class ReportRow(NamedTuple):
+    """One ranked amendment with everything the report and its exports show.
+
+    A named tuple of what differs per amendment (as app.ranking.RankedAmendment): a large
+    report makes one per amendment. What follows from those (the author's label, the
+    clause's heading and versions) is read through properties, made only where shown.
+    """
 
     ranked: RankedAmendment
     # The amendment's columns (id, kind, proposed_heading, proposed_text, rationale,
     # status, status_reason, withheld, ...), read as attributes.
     amendment: AmendmentColumns
-    author: AuthorLabel
-    clause_heading: str
-    target_version: int
-    current_version: int
-    leading: bool
-    too_close_to_call: bool
-    robustness: str
+    # The clause's current wording (None for a clause no longer in the consultation).
+    clause: ClauseText | None
+    leading: bool = False
+    too_close_to_call: bool = False
+    robustness: str = ""
+
+    @property
+    def author(self) -> AuthorLabel:
+        a = self.amendment
+        return author_label(a.display_name, a.pseudonym, a.show_organisation, a.organisation)
+
+    @property
+    def clause_heading(self) -> str:
+        return self.clause.heading if self.clause is not None else ""
+
+    @property
+    def target_version(self) -> int:
+        return self.amendment.version
+
+    @property
+    def current_version(self) -> int:
+        return self.clause.version if self.clause is not None else self.amendment.version
 
     @property
     def outdated(self) -> bool:
@@ -78,7 +97,7 @@ class ReportRow:
 
     @property
     def decision(self) -> str | None:
-        return self.amendment.status if self.amendment.status in ("accepted", "rejected") else None
+        return self.amendment.status if self.amendment.status in DECISIONS else None
 
 
 @dataclass(frozen=True)
@@ -153,23 +172,36 @@ AMENDMENT_COLUMNS = (
 )
 
 
-def _amendments(session: Session, consultation_id: int) -> dict[str, AmendmentColumns]:
-    """Every amendment of the consultation as plain tuples, keyed by reference."""
-    # Plain tuples, not ORM objects or result rows: a report may hold tens of thousands of
-    # amendments, and each is read a dozen times while the report is put together.
+def _amendments(
+    session: Session, consultation_id: int
+) -> tuple[dict[str, AmendmentColumns], list[tuple[int, str, str, str]]]:
+    """Every amendment of the consultation as plain tuples, keyed by reference; and the
+    listed ones as app.tallies.live_tallies takes them (read here once for both)."""
     rows = (
         session.connection()
         .execute(
-            select(*AMENDMENT_COLUMNS)
+            select(*AMENDMENT_COLUMNS, *TALLIED_COLUMNS[1:])
             .join(ClauseVersion, col(ClauseVersion.id) == Amendment.clause_version_id)
+            .join(Clause, col(Clause.id) == Amendment.clause_id)
             .join(User, col(User.id) == Amendment.author_id)
             .outerjoin(Organisation, col(Organisation.id) == User.organisation_id)
             .where(Amendment.consultation_id == consultation_id)
         )
         .all()
     )  # fetched in bulk: row-by-row fetching costs more than the query
-    make = AmendmentColumns._make
-    return {amendment_ref(row[0]): make(row) for row in rows}
+    # Plain tuples, not ORM objects or result rows: a report may hold tens of thousands of
+    # amendments, and each is read a dozen times while the report is put together.
+    make = tuple.__new__
+    width = len(AMENDMENT_COLUMNS)
+    status = AmendmentColumns._fields.index("status")
+    amendments: dict[str, AmendmentColumns] = {}
+    listed: list[tuple[int, str, str, str]] = []
+    for row in rows:
+        ref = amendment_ref(row[0])
+        amendments[ref] = make(AmendmentColumns, row[:width])
+        if row[status] in LISTED_STATUSES:
+            listed.append((row[0], ref, row[width], row[width + 1]))
+    return amendments, listed
 
 
 def _final_wordings(session: Session, consultation_id: int) -> list[FinalText]:
@@ -295,54 +327,41 @@ def build_report(session: Session, consultation: Consultation) -> Report:
 def _build_report(session: Session, consultation: Consultation) -> Report:
     """build_report's work, with the collector paused."""
     rules = rules_of(consultation)
-    ranked = rank(tallies(session, consultation), rules)
+    amendments, listed = _amendments(session, consultation.id)
+    ranked = rank(tallies(session, consultation, listed), rules)
     clauses = clause_rows(session, consultation.id)
     texts = [
         ClauseText(c.clause.number, c.version.heading, c.version.text, c.version.version)
         for c in clauses
     ]
-    amendments = _amendments(session, consultation.id)
+    # clause_outcomes reads a proposal only for an amendment that carries (a leading
+    # change, an adopted new clause) or that organisers decided on (and decisions only to
+    # know whether there are any): the rest, nearly all of a large report, need none.
     proposals = {}
     for r in ranked:
         a = amendments[r.ref]
-        proposals[r.ref] = Proposal(
-            ref=r.ref,
-            clause_ref=r.clause_ref,
-            kind=r.kind,
-            heading=a.proposed_heading,
-            # Text a moderator withheld after closing stays out of every output.
-            text=WITHHELD_TEXT if a.withheld and a.proposed_text else a.proposed_text,
-            target_version=a.version,
-            decision=a.status if a.status in ("accepted", "rejected") else None,
-        )
+        decided = a.status in DECISIONS
+        if decided or r.carries:
+            proposals[r.ref] = Proposal(
+                ref=r.ref,
+                clause_ref=r.clause_ref,
+                kind=r.kind,
+                heading=a.proposed_heading,
+                # Text a moderator withheld after closing stays out of every output.
+                text=WITHHELD_TEXT if a.withheld and a.proposed_text else a.proposed_text,
+                target_version=a.version,
+                decision=a.status if decided else None,
+            )
     outcome = clause_outcomes(
         ranked, texts, proposals, _final_wordings(session, consultation.id), rules
     )
-    headings = {t.number: t.heading for t in texts}
-    facts = facts_by_ref(outcome)
-    current = {t.number: t.version for t in texts}
-    rows = []
-    for r in ranked:
-        a = amendments[r.ref]
-        leading, too_close, robust = facts.get(r.ref, (False, False, ""))
-        rows.append(
-            ReportRow(
-                ranked=r,
-                amendment=a,
-                author=author_label(
-                    a.display_name,
-                    a.pseudonym,
-                    a.show_organisation,
-                    a.organisation,
-                ),
-                clause_heading=headings.get(r.clause_ref, ""),
-                target_version=a.version,
-                current_version=current.get(r.clause_ref, a.version),
-                leading=leading,
-                too_close_to_call=too_close,
-                robustness=robust,
-            )
-        )
+    facts = facts_by_ref(outcome).get
+    clause_of = {t.number: t for t in texts}.get
+    make = tuple.__new__  # ReportRow's fields in order
+    rows = [
+        make(ReportRow, (r, amendments[r.ref], clause_of(r.clause_ref), *facts(r.ref, _NO_FACTS)))
+        for r in ranked
+    ]
     frozen = consultation.status in ("closed", "published")
     totals, by_organisation = turnout(session, consultation, frozen)
     return Report(
@@ -354,6 +373,10 @@ def _build_report(session: Session, consultation: Consultation) -> Report:
         turnout_by_organisation=by_organisation,
         frozen=frozen,
     )
+
+
+# An amendment that neither leads nor is an adopted new clause (app.summary.facts_by_ref).
+_NO_FACTS = (False, False, "")
 
 
 def _voters_by_group(session: Session, consultation: Consultation, frozen: bool) -> dict[str, int]:
