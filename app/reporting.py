@@ -12,7 +12,7 @@ import gc
 import threading
 import time
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -327,8 +327,11 @@ def build_report(session: Session, consultation: Consultation) -> Report:
 def _build_report(session: Session, consultation: Consultation) -> Report:
     """build_report's work, with the collector paused."""
     rules = rules_of(consultation)
+    frozen = consultation.status in ("closed", "published")
+    # Read once for both the live counts' recoding and the turnout (frozen: neither reads it).
+    voters = None if frozen else voters_by_organisation(session, consultation.id)
     amendments, listed = _amendments(session, consultation.id)
-    ranked = rank(tallies(session, consultation, listed), rules)
+    ranked = rank(tallies(session, consultation, listed, voters), rules)
     clauses = clause_rows(session, consultation.id)
     texts = [
         ClauseText(c.clause.number, c.version.heading, c.version.text, c.version.version)
@@ -340,8 +343,7 @@ def _build_report(session: Session, consultation: Consultation) -> Report:
     proposals = {}
     for r in ranked:
         a = amendments[r.ref]
-        decided = a.status in DECISIONS
-        if decided or r.carries:
+        if r.carries or a.status in DECISIONS:
             proposals[r.ref] = Proposal(
                 ref=r.ref,
                 clause_ref=r.clause_ref,
@@ -350,7 +352,7 @@ def _build_report(session: Session, consultation: Consultation) -> Report:
                 # Text a moderator withheld after closing stays out of every output.
                 text=WITHHELD_TEXT if a.withheld and a.proposed_text else a.proposed_text,
                 target_version=a.version,
-                decision=a.status if decided else None,
+                decision=a.status if a.status in DECISIONS else None,
             )
     outcome = clause_outcomes(
         ranked, texts, proposals, _final_wordings(session, consultation.id), rules
@@ -362,8 +364,7 @@ def _build_report(session: Session, consultation: Consultation) -> Report:
         make(ReportRow, (r, amendments[r.ref], clause_of(r.clause_ref), *facts(r.ref, _NO_FACTS)))
         for r in ranked
     ]
-    frozen = consultation.status in ("closed", "published")
-    totals, by_organisation = turnout(session, consultation, frozen)
+    totals, by_organisation = turnout(session, consultation, frozen, voters)
     return Report(
         consultation=consultation,
         rules=rules,
@@ -379,10 +380,16 @@ def _build_report(session: Session, consultation: Consultation) -> Report:
 _NO_FACTS = (False, False, "")
 
 
-def _voters_by_group(session: Session, consultation: Consultation, frozen: bool) -> dict[str, int]:
+def _voters_by_group(
+    session: Session,
+    consultation: Consultation,
+    frozen: bool,
+    voters: Mapping[str, int] | None = None,
+) -> dict[str, int]:
     if frozen:
         return frozen_voters_by_group(session, consultation.id)
-    voters = voters_by_organisation(session, consultation.id)
+    if voters is None:
+        voters = voters_by_organisation(session, consultation.id)
     recode = recode_small_organisations(voters)
     grouped: dict[str, int] = defaultdict(int)
     for name, count in voters.items():
@@ -445,16 +452,20 @@ def _proposers_by_organisation(
 
 
 def turnout(
-    session: Session, consultation: Consultation, frozen: bool
+    session: Session,
+    consultation: Consultation,
+    frozen: bool,
+    voters: Mapping[str, int] | None = None,
 ) -> tuple[dict[str, int | str | None], list[TurnoutRow]]:
     """Participants per organisation group, and participants, proposers and voters overall.
 
     Organisations are grouped as the ranking groups them. Only participants are
     broken down by organisation (proposers and voters by organisation would add
     differences to guard); app.disclosure decides what may be shown: any count
-    below 5 as "fewer than 5", and then no exact total at all.
+    below 5 as "fewer than 5", and then no exact total at all. ``voters``: the live
+    ``voters_by_organisation``, where the caller has read it already.
     """
-    voters = _voters_by_group(session, consultation, frozen)
+    voters = _voters_by_group(session, consultation, frozen, voters)
     kept = {name for name in voters if name != OTHER}
 
     def group(name: str) -> str:

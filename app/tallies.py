@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -355,9 +355,16 @@ def kept_counts(session: Session, consultation_id: int) -> dict[tuple[int, int],
     return {(a, o): (s, p) for a, o, s, p in rows}
 
 
-def _groups_by_organisation_id(session: Session, consultation_id: int) -> dict[int, str]:
-    """Each voting organisation's id -> its group: its name, or "other" below 5 voters."""
-    recode = recode_small_organisations(voters_by_organisation(session, consultation_id))
+def _groups_by_organisation_id(
+    session: Session, consultation_id: int, voters: Mapping[str, int] | None = None
+) -> dict[int, str]:
+    """Each voting organisation's id -> its group: its name, or "other" below 5 voters.
+
+    ``voters``: ``voters_by_organisation``, where the caller has read it already.
+    """
+    if voters is None:
+        voters = voters_by_organisation(session, consultation_id)
+    recode = recode_small_organisations(voters)
     kept = {group for group in recode.values() if group != OTHER}
     if not kept:
         return {}
@@ -386,13 +393,15 @@ def live_tallies(
     consultation_id: int,
     clause_id: int | None = None,
     listed: Iterable[tuple[int, str, str, str]] | None = None,
+    voters: Mapping[str, int] | None = None,
 ) -> list[AmendmentTally]:
     """Counts per listed amendment and recoded organisation, from the votes as they stand.
 
     With ``clause_id``, only that clause's amendments (the recoding stays consultation-wide).
     ``listed``, from a caller that has just read the consultation's listed amendments
     anyway (app.reporting), saves reading them again: (id, reference, then
-    ``TALLIED_COLUMNS``' clause number and kind) for every listed amendment.
+    ``TALLIED_COLUMNS``' clause number and kind) for every listed amendment; ``voters``
+    likewise saves reading ``voters_by_organisation`` again.
     """
     where = and_(
         Amendment.consultation_id == consultation_id,
@@ -400,7 +409,7 @@ def live_tallies(
     )
     if clause_id is not None:
         where = and_(where, Amendment.clause_id == clause_id)
-    group_of = _groups_by_organisation_id(session, consultation_id)
+    group_of = _groups_by_organisation_id(session, consultation_id, voters)
     # (amendment, organisation) is the key of vote_tally: no GROUP BY is needed, only
     # the recoding, done here on ids so the database reads one table in key order.
     rows = (
@@ -536,14 +545,15 @@ def tallies(
     session: Session,
     consultation: Consultation,
     listed: Iterable[tuple[int, str, str, str]] | None = None,
+    voters: Mapping[str, int] | None = None,
 ) -> list[AmendmentTally]:
     """Frozen counts once closed, live counts before: what this consultation is ranked on.
 
-    ``listed``: the listed amendments, as ``live_tallies`` takes them (unused once closed).
+    ``listed`` and ``voters``: as ``live_tallies`` takes them (unused once closed).
     """
     if consultation.status in ("closed", "published"):
         return frozen_tallies(session, consultation.id)
-    return live_tallies(session, consultation.id, listed=listed)
+    return live_tallies(session, consultation.id, listed=listed, voters=voters)
 
 
 def freeze_ballots(session: Session, consultation: Consultation) -> str:
