@@ -340,10 +340,11 @@ def _build_report(session: Session, consultation: Consultation) -> Report:
     # clause_outcomes reads a proposal only for an amendment that carries (a leading
     # change, an adopted new clause) or that organisers decided on (and decisions only to
     # know whether there are any): the rest, nearly all of a large report, need none.
+    decided = {ref for ref, a in amendments.items() if a.status in DECISIONS}
     proposals = {}
     for r in ranked:
-        a = amendments[r.ref]
-        if r.carries or a.status in DECISIONS:
+        if r.carries or r.ref in decided:
+            a = amendments[r.ref]
             proposals[r.ref] = Proposal(
                 ref=r.ref,
                 clause_ref=r.clause_ref,
