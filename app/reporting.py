@@ -9,6 +9,7 @@ ballot file) `redline tally` all go this way.
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 import time
 from collections import OrderedDict, defaultdict
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import and_, case, func
+from sqlalchemy import Engine, and_, case, func
 from sqlmodel import Session, col, select
 
 from app.disclosure import disclose
@@ -225,36 +226,95 @@ _LIVE: dict[tuple, tuple[float, float, Report]] = {}
 LIVE_BUILD_WORTH_KEEPING = 0.25
 LIVE_STALE_FACTOR = 10
 LIVE_MAX_AGE = 60.0
+# A kept live report older than this is not served even while its recount runs: the
+# request counts afresh itself (only when recounts keep failing, or wait behind others).
+LIVE_STALE_LIMIT = 600.0
+# One live count at a time per process, in a request or in the background.
+_LIVE_BUILD_LOCK = threading.Lock()
+# Guards _LIVE and _RECOUNT, only ever briefly (never held while counting).
+_LIVE_LOCK = threading.Lock()
+# The background recount of this process, if one is running: (key, thread).
+_RECOUNT: list[tuple[tuple, threading.Thread]] = []
+
+log = logging.getLogger("redline.reporting")
 
 
 def live_report(session: Session, consultation: Consultation) -> Report:
     """The report of an open consultation, for the live results page.
 
     Small consultations are counted afresh on every view. One whose report takes
-    longer than LIVE_BUILD_WORTH_KEEPING seconds to build is served from the last
-    count for up to LIVE_STALE_FACTOR times its build time (at most a minute), so
-    that results viewed by many people at once cost one count, not one each; the page
-    says when it was counted. Only one request per process rebuilds at a time.
+    longer than LIVE_BUILD_WORTH_KEEPING seconds to build is kept, and served as it is
+    for up to LIVE_STALE_FACTOR times its build time (at most a minute), so that
+    results viewed by many people at once cost one count, not one each; the page says
+    when it was counted. After that it is stale: viewers still get it at once while one
+    recount runs in the background (one per process at a time), and the fresh count
+    replaces it when done. Reports are kept per database and consultation, and only
+    while open: a closed consultation's results are its frozen report, never a kept one.
     """
     if consultation.status in ("closed", "published"):
         return frozen_report(session, consultation)
-    key = (session.get_bind().url.render_as_string(hide_password=True), consultation.id)
-    now = time.monotonic()
+    engine = session.get_bind()
+    key = (engine.url.render_as_string(hide_password=True), consultation.id)
     kept = _LIVE.get(key)
-    if kept is not None and now - kept[0] < kept[1]:
-        return kept[2]
-    with _RECORDS_LOCK:
+    if kept is not None:
+        counted, fresh_for, report = kept
+        age = time.monotonic() - counted
+        if age < fresh_for:
+            return report
+        if age < LIVE_STALE_LIMIT:
+            _recount_in_background(engine, key, consultation.id)
+            return report
+    with _LIVE_BUILD_LOCK:
         kept = _LIVE.get(key)
         if kept is not None and time.monotonic() - kept[0] < kept[1]:
-            return kept[2]
-        started = time.monotonic()
-        report = build_report(session, consultation)
-        cost = time.monotonic() - started
+            return kept[2]  # counted while this request waited
+        return _count_live(key, session, consultation)
+
+
+def _count_live(key: tuple, session: Session, consultation: Consultation) -> Report:
+    """Build the live report and keep it if it was worth keeping (_LIVE_BUILD_LOCK held)."""
+    started = time.monotonic()
+    report = build_report(session, consultation)
+    cost = time.monotonic() - started
+    with _LIVE_LOCK:
         if cost > LIVE_BUILD_WORTH_KEEPING:
             _LIVE[key] = (time.monotonic(), min(LIVE_MAX_AGE, LIVE_STALE_FACTOR * cost), report)
         else:
             _LIVE.pop(key, None)
     return report
+
+
+def _recount_in_background(engine: Engine, key: tuple, consultation_id: int) -> None:
+    """Start the recount of a stale kept report, unless this process runs one already."""
+    with _LIVE_LOCK:
+        if _RECOUNT:
+            return  # one at a time: a later view starts the next
+        thread = threading.Thread(
+            target=_recount, args=(engine, key, consultation_id), name="live-recount", daemon=True
+        )
+        _RECOUNT.append((key, thread))
+    try:
+        thread.start()
+    except RuntimeError:  # no thread to be had now: the request's view stays as kept
+        with _LIVE_LOCK:
+            _RECOUNT.clear()
+
+
+def _recount(engine: Engine, key: tuple, consultation_id: int) -> None:
+    """The background recount: in a session of its own, on the consultation as it is now."""
+    try:
+        with _LIVE_BUILD_LOCK, Session(engine, expire_on_commit=False) as session:
+            consultation = session.get(Consultation, consultation_id)
+            if consultation is None or consultation.status in ("closed", "published"):
+                with _LIVE_LOCK:
+                    _LIVE.pop(key, None)  # closed meanwhile: its frozen report takes over
+                return
+            _count_live(key, session, consultation)
+    except Exception:  # the kept report stays; the next view of it tries again
+        log.exception("recounting the live results of consultation %s failed", consultation_id)
+    finally:
+        with _LIVE_LOCK:
+            _RECOUNT.clear()
 
 
 def frozen_report(session: Session, consultation: Consultation) -> Report:
