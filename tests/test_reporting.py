@@ -58,6 +58,21 @@ def test_proposers_who_voted_only_on_a_hidden_amendment_count_as_not_voting(seed
     assert sum(expected[1].values()) > 0
 
 
+def test_proposers_read_without_unlisted_amendments_agree_with_a_recount(seeded: Database):
+    # The report passes any_unlisted=False when it has read every amendment's status and
+    # none is hidden or withdrawn; the count must be the one the rule gives.
+    with seeded.session() as session:
+        consultation_id = session.exec(select(Consultation.id)).first()
+        statuses = session.exec(
+            select(Amendment.status).where(Amendment.consultation_id == consultation_id)
+        ).all()
+        assert statuses and all(status in LISTED_STATUSES for status in statuses)
+        expected = recounted(session, consultation_id)
+        quick = _proposers_by_organisation(session, consultation_id, any_unlisted=False)
+        full = _proposers_by_organisation(session, consultation_id)
+    assert (dict(quick[0]), dict(quick[1])) == expected == (dict(full[0]), dict(full[1]))
+
+
 def test_the_garbage_collector_runs_again_after_a_report_whatever_happens(seeded: Database):
     import gc
 
