@@ -40,7 +40,7 @@ from app.models import (
 from app.outcome import ClauseText, Outcome, Proposal, clause_outcomes
 from app.outcome import FinalWording as FinalText
 from app.people import AuthorLabel, author_label
-from app.queries import clause_rows
+from app.queries import clause_texts
 from app.ranking import OTHER, RankedAmendment, Rules, rank, recode_small_organisations
 from app.summary import facts_by_ref
 from app.tallies import (
@@ -403,11 +403,7 @@ def _build_report(session: Session, consultation: Consultation) -> Report:
     voters = None if frozen else voters_by_organisation(session, consultation.id)
     amendments, listed = _amendments(session, consultation.id)
     ranked = rank(tallies(session, consultation, listed, voters), rules)
-    clauses = clause_rows(session, consultation.id)
-    texts = [
-        ClauseText(c.clause.number, c.version.heading, c.version.text, c.version.version)
-        for c in clauses
-    ]
+    texts = [ClauseText(*clause) for clause in clause_texts(session, consultation.id)]
     # clause_outcomes reads a proposal only for an amendment that carries (a leading
     # change, an adopted new clause) or that organisers decided on (and decisions only to
     # know whether there are any): the rest, nearly all of a large report, need none.
