@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from operator import attrgetter
 from typing import NamedTuple
 
 from app.ranking import (
@@ -170,8 +171,8 @@ class Outcome:
         return refs
 
 
-def _competes(amendment: RankedAmendment) -> bool:
-    return amendment.kind in ("change", "delete")
+# The kinds that compete for a clause: changes and deletions (new clauses stand alone).
+COMPETING = frozenset(("change", "delete"))
 
 
 def _without(amendment: RankedAmendment, group: str, rules: Rules) -> RankedAmendment:
@@ -344,12 +345,12 @@ def clause_outcomes(
     finals = {f.clause_ref: f for f in final_wordings}
     uses_decisions = any(p.decision for p in proposals.values()) or bool(finals)
     by_clause: dict[str, list[RankedAmendment]] = {c.number: [] for c in clauses}
-    for amendment in sorted(ranked, key=lambda a: a.rank):
+    for amendment in sorted(ranked, key=attrgetter("rank")):
         by_clause.setdefault(amendment.clause_ref, []).append(amendment)
     results = []
     for clause in clauses:
         amendments = by_clause.get(clause.number, [])
-        changes = [a for a in amendments if _competes(a)]
+        changes = [a for a in amendments if a.kind in COMPETING]
         leader, runner_up, close, robust = _clause_vote_result(changes, rules)
         questions = [_new_clause_question(a, rules) for a in amendments if a.kind == "insert"]
 
