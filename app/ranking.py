@@ -30,9 +30,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
+from operator import itemgetter
+from types import MappingProxyType
 from typing import NamedTuple
 
 from app.numbers import is_whole_number
@@ -86,19 +88,21 @@ class Counts(NamedTuple):
 shared_counts = lru_cache(maxsize=1 << 14)(Counts)
 
 
-# slots: a large report makes one of these per amendment; without a __dict__ each is
-# smaller and cheaper to make, and one object fewer for the cyclic collector to walk.
-@dataclass(frozen=True, slots=True)
-class AmendmentTally:
+# The default of an empty breakdown: one shared mapping, read-only so that sharing is safe.
+NO_GROUPS: Mapping[str, Counts] = MappingProxyType({})
+
+
+class AmendmentTally(NamedTuple):
     """Votes on one amendment, broken down by (already recoded) organisation group.
 
     ``kind`` is "change", "delete" or "insert": changes and deletions of a clause
-    compete with each other; each new clause is its own yes/no question.
+    compete with each other; each new clause is its own yes/no question. A named tuple
+    (as ``Counts``): a large consultation makes one per amendment for every report.
     """
 
     ref: str
     clause_ref: str
-    by_group: Mapping[str, Counts] = field(default_factory=dict)
+    by_group: Mapping[str, Counts] = NO_GROUPS
     kind: str = "change"
 
     @property
@@ -107,11 +111,14 @@ class AmendmentTally:
         return Counts(sum(c.supports for c in values), sum(c.opposes for c in values))
 
 
-# slots: a large report makes one of these per amendment; without a __dict__ each is
-# smaller and cheaper to make, and one object fewer for the cyclic collector to walk.
-@dataclass(frozen=True, slots=True)
-class RankedAmendment:
-    """One amendment's figures and place in the ranking."""
+class RankedAmendment(NamedTuple):
+    """One amendment's figures and place in the ranking.
+
+    A named tuple rather than a frozen dataclass (as ``Counts``): a large report makes one
+    per amendment, and a frozen dataclass sets each of its 14 fields through
+    ``object.__setattr__``, which made building them a tenth of the whole report. Equality,
+    hashing and repr stay those of the dataclass it was: ``by_group`` takes no part.
+    """
 
     ref: str
     clause_ref: str
@@ -125,8 +132,31 @@ class RankedAmendment:
     enough_evidence: bool
     mostly_one_organisation: bool
     mostly_from: str | None
-    by_group: Mapping[str, Counts] = field(default_factory=dict, compare=False, repr=False)
+    by_group: Mapping[str, Counts] = NO_GROUPS
     rank: int = 0
+
+    def _compared(self) -> tuple:
+        return (*self[:12], self.rank)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not RankedAmendment:
+            return NotImplemented
+        return self._compared() == other._compared()  # type: ignore[attr-defined]
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __hash__(self) -> int:
+        return hash(self._compared())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name}={value!r}"
+            for name, value in zip(self._fields, self, strict=True)
+            if name != "by_group"
+        )
+        return f"RankedAmendment({shown})"
 
     @property
     def votes(self) -> int:
@@ -278,34 +308,37 @@ def score(tally: AmendmentTally, rules: Rules = DEFAULT_RULES) -> RankedAmendmen
 def rank(tallies: Iterable[AmendmentTally], rules: Rules = DEFAULT_RULES) -> list[RankedAmendment]:
     """Rank by the order statistic, highest first; ties by reference. Ranks start at 1."""
     # A correctly rounded float never reverses two orders; it can only make unequal ones
-    # look equal. Sort by it (fast), then put each run of equal floats in exact order
-    # (a stable sort, so equal orders keep the reference order): the exact order, at
-    # float speed.
-    keyed = []
-    for tally in tallies:
-        figures, order = _figures(tally, rules)
-        keyed.append((-order, natural_key(figures[0]), figures))
-    keyed.sort(key=lambda k: (k[0], k[1]))
-    ordered: list[tuple] = []
-    i, count = 0, len(keyed)
-    while i < count:
-        j = i + 1
-        while j < count and keyed[j][0] == keyed[i][0]:
-            j += 1
-        if j - i > 1:
-            run = [k[2] for k in keyed[i:j]]
-            # Equal counts share one cached order (_order), and a run of one object is
-            # already in exact order; only a run holding different fractions is sorted.
-            first = run[0][8]
-            if any(f[8] is not first for f in run):
-                run.sort(key=lambda f: f[8], reverse=True)
-            ordered.extend(run)
-        else:
-            ordered.append(keyed[i][2])
-        i = j
-    return [RankedAmendment(*figures, rank=n) for n, figures in enumerate(ordered, start=1)]
+    # look equal. Sort by reference, then (stably) by the float, highest first: that is
+    # the order by (float, reference), with two sorts on plain keys rather than one on
+    # tuples. Then put each run of equal floats in exact order (a stable sort, so equal
+    # orders keep the reference order): the exact order, at float speed.
+    keyed = [_figures(tally, rules) for tally in tallies]
+    keyed.sort(key=lambda k: natural_key(k[0][0]))
+    keyed.sort(key=itemgetter(1), reverse=True)  # stable, also with reverse
+    ordered = [k[0] for k in keyed]
+    # Equal counts share one cached order (_order), so a run of equal floats holding one
+    # object is already in exact order; only a run holding different fractions is sorted.
+    # Such runs are found from the neighbours that differ, then widened to the whole run.
+    count = len(keyed)
+    unsettled = [
+        i
+        for i, (a, b) in enumerate(zip(keyed, keyed[1:], strict=False))
+        if a[1] == b[1] and a[0][8] is not b[0][8]
+    ]
+    end = 0
+    for i in unsettled:
+        if i < end:
+            continue  # inside a run already sorted
+        start, end = i, i + 1
+        while start > 0 and keyed[start - 1][1] == keyed[i][1]:
+            start -= 1
+        while end < count and keyed[end][1] == keyed[i][1]:
+            end += 1
+        ordered[start:end] = sorted(ordered[start:end], key=itemgetter(8), reverse=True)
+    make = tuple.__new__  # RankedAmendment's fields in order, as _figures gives them
+    return [make(RankedAmendment, (*figures, n)) for n, figures in enumerate(ordered, start=1)]
 
 
 def without_group(tally: AmendmentTally, group: str) -> AmendmentTally:
     """The same amendment as if one group's votes had never been cast (for robustness)."""
-    return replace(tally, by_group={g: c for g, c in tally.by_group.items() if g != group})
+    return tally._replace(by_group={g: c for g, c in tally.by_group.items() if g != group})

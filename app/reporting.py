@@ -9,16 +9,18 @@ ballot file) `redline tally` all go this way.
 from __future__ import annotations
 
 import gc
+import logging
+import sys
 import threading
 import time
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import and_, case, func
+from sqlalchemy import Engine, and_, case, func
 from sqlmodel import Session, col, select
 
 from app.disclosure import disclose
@@ -38,11 +40,12 @@ from app.models import (
 from app.outcome import ClauseText, Outcome, Proposal, clause_outcomes
 from app.outcome import FinalWording as FinalText
 from app.people import AuthorLabel, author_label
-from app.queries import clause_rows
+from app.queries import clause_texts
 from app.ranking import OTHER, RankedAmendment, Rules, rank, recode_small_organisations
 from app.summary import facts_by_ref
 from app.tallies import (
     LISTED_STATUSES,
+    TALLIED_COLUMNS,
     amendment_ref,
     frozen_voters_by_group,
     rules_of,
@@ -52,25 +55,43 @@ from app.tallies import (
 
 WITHHELD_TEXT = "[Text withheld by the moderators after voting closed.]"
 OTHER_LABEL = "Other organisations (fewer than 5 participants each)"
+DECISIONS = ("accepted", "rejected")
 
 
-# slots: a large report makes one of these per amendment; without a __dict__ each is
-# smaller and cheaper to make, and one object fewer for the cyclic collector to walk.
-@dataclass(frozen=True, slots=True)
-class ReportRow:
-    """One ranked amendment with everything the report and its exports show."""
+class ReportRow(NamedTuple):
+    """One ranked amendment with everything the report and its exports show.
+
+    A named tuple of what differs per amendment (as app.ranking.RankedAmendment): a large
+    report makes one per amendment. What follows from those (the author's label, the
+    clause's heading and versions) is read through properties, made only where shown.
+    """
 
     ranked: RankedAmendment
     # The amendment's columns (id, kind, proposed_heading, proposed_text, rationale,
     # status, status_reason, withheld, ...), read as attributes.
     amendment: AmendmentColumns
-    author: AuthorLabel
-    clause_heading: str
-    target_version: int
-    current_version: int
-    leading: bool
-    too_close_to_call: bool
-    robustness: str
+    # The clause's current wording (None for a clause no longer in the consultation).
+    clause: ClauseText | None
+    leading: bool = False
+    too_close_to_call: bool = False
+    robustness: str = ""
+
+    @property
+    def author(self) -> AuthorLabel:
+        a = self.amendment
+        return author_label(a.display_name, a.pseudonym, a.show_organisation, a.organisation)
+
+    @property
+    def clause_heading(self) -> str:
+        return self.clause.heading if self.clause is not None else ""
+
+    @property
+    def target_version(self) -> int:
+        return self.amendment.version
+
+    @property
+    def current_version(self) -> int:
+        return self.clause.version if self.clause is not None else self.amendment.version
 
     @property
     def outdated(self) -> bool:
@@ -78,7 +99,7 @@ class ReportRow:
 
     @property
     def decision(self) -> str | None:
-        return self.amendment.status if self.amendment.status in ("accepted", "rejected") else None
+        return self.amendment.status if self.amendment.status in DECISIONS else None
 
 
 @dataclass(frozen=True)
@@ -153,23 +174,36 @@ AMENDMENT_COLUMNS = (
 )
 
 
-def _amendments(session: Session, consultation_id: int) -> dict[str, AmendmentColumns]:
-    """Every amendment of the consultation as plain tuples, keyed by reference."""
-    # Plain tuples, not ORM objects or result rows: a report may hold tens of thousands of
-    # amendments, and each is read a dozen times while the report is put together.
+def _amendments(
+    session: Session, consultation_id: int
+) -> tuple[dict[str, AmendmentColumns], list[tuple[int, str, str, str]]]:
+    """Every amendment of the consultation as plain tuples, keyed by reference; and the
+    listed ones as app.tallies.live_tallies takes them (read here once for both)."""
     rows = (
         session.connection()
         .execute(
-            select(*AMENDMENT_COLUMNS)
+            select(*AMENDMENT_COLUMNS, *TALLIED_COLUMNS[1:])
             .join(ClauseVersion, col(ClauseVersion.id) == Amendment.clause_version_id)
+            .join(Clause, col(Clause.id) == Amendment.clause_id)
             .join(User, col(User.id) == Amendment.author_id)
             .outerjoin(Organisation, col(Organisation.id) == User.organisation_id)
             .where(Amendment.consultation_id == consultation_id)
         )
         .all()
     )  # fetched in bulk: row-by-row fetching costs more than the query
-    make = AmendmentColumns._make
-    return {amendment_ref(row[0]): make(row) for row in rows}
+    # Plain tuples, not ORM objects or result rows: a report may hold tens of thousands of
+    # amendments, and each is read a dozen times while the report is put together.
+    make = tuple.__new__
+    width = len(AMENDMENT_COLUMNS)
+    status = AmendmentColumns._fields.index("status")
+    amendments: dict[str, AmendmentColumns] = {}
+    listed: list[tuple[int, str, str, str]] = []
+    for row in rows:
+        ref = amendment_ref(row[0])
+        amendments[ref] = make(AmendmentColumns, row[:width])
+        if row[status] in LISTED_STATUSES:
+            listed.append((row[0], ref, row[width], row[width + 1]))
+    return amendments, listed
 
 
 def _final_wordings(session: Session, consultation_id: int) -> list[FinalText]:
@@ -193,36 +227,105 @@ _LIVE: dict[tuple, tuple[float, float, Report]] = {}
 LIVE_BUILD_WORTH_KEEPING = 0.25
 LIVE_STALE_FACTOR = 10
 LIVE_MAX_AGE = 60.0
+# A kept live report older than this is not served even while its recount runs: the
+# request counts afresh itself (only when recounts keep failing, or wait behind others).
+LIVE_STALE_LIMIT = 600.0
+# One live count at a time per process, in a request or in the background.
+_LIVE_BUILD_LOCK = threading.Lock()
+# Guards _LIVE and _RECOUNT, only ever briefly (never held while counting).
+_LIVE_LOCK = threading.Lock()
+# The background recount of this process, if one is running: (key, thread).
+_RECOUNT: list[tuple[tuple, threading.Thread]] = []
+# Python's GIL switch interval while a background recount runs (see _recount).
+RECOUNT_SWITCH_INTERVAL = 0.0005
+
+log = logging.getLogger("redline.reporting")
 
 
 def live_report(session: Session, consultation: Consultation) -> Report:
     """The report of an open consultation, for the live results page.
 
     Small consultations are counted afresh on every view. One whose report takes
-    longer than LIVE_BUILD_WORTH_KEEPING seconds to build is served from the last
-    count for up to LIVE_STALE_FACTOR times its build time (at most a minute), so
-    that results viewed by many people at once cost one count, not one each; the page
-    says when it was counted. Only one request per process rebuilds at a time.
+    longer than LIVE_BUILD_WORTH_KEEPING seconds to build is kept, and served as it is
+    for up to LIVE_STALE_FACTOR times its build time (at most a minute), so that
+    results viewed by many people at once cost one count, not one each; the page says
+    when it was counted. After that it is stale: viewers still get it at once while one
+    recount runs in the background (one per process at a time), and the fresh count
+    replaces it when done. Reports are kept per database and consultation, and only
+    while open: a closed consultation's results are its frozen report, never a kept one.
     """
     if consultation.status in ("closed", "published"):
         return frozen_report(session, consultation)
-    key = (session.get_bind().url.render_as_string(hide_password=True), consultation.id)
-    now = time.monotonic()
+    engine = session.get_bind()
+    key = (engine.url.render_as_string(hide_password=True), consultation.id)
     kept = _LIVE.get(key)
-    if kept is not None and now - kept[0] < kept[1]:
-        return kept[2]
-    with _RECORDS_LOCK:
+    if kept is not None:
+        counted, fresh_for, report = kept
+        age = time.monotonic() - counted
+        if age < fresh_for:
+            return report
+        if age < LIVE_STALE_LIMIT:
+            _recount_in_background(engine, key, consultation.id)
+            return report
+    with _LIVE_BUILD_LOCK:
         kept = _LIVE.get(key)
         if kept is not None and time.monotonic() - kept[0] < kept[1]:
-            return kept[2]
-        started = time.monotonic()
-        report = build_report(session, consultation)
-        cost = time.monotonic() - started
+            return kept[2]  # counted while this request waited
+        return _count_live(key, session, consultation)
+
+
+def _count_live(key: tuple, session: Session, consultation: Consultation) -> Report:
+    """Build the live report and keep it if it was worth keeping (_LIVE_BUILD_LOCK held)."""
+    started = time.monotonic()
+    report = build_report(session, consultation)
+    cost = time.monotonic() - started
+    with _LIVE_LOCK:
         if cost > LIVE_BUILD_WORTH_KEEPING:
             _LIVE[key] = (time.monotonic(), min(LIVE_MAX_AGE, LIVE_STALE_FACTOR * cost), report)
         else:
             _LIVE.pop(key, None)
     return report
+
+
+def _recount_in_background(engine: Engine, key: tuple, consultation_id: int) -> None:
+    """Start the recount of a stale kept report, unless this process runs one already."""
+    with _LIVE_LOCK:
+        if _RECOUNT:
+            return  # one at a time: a later view starts the next
+        thread = threading.Thread(
+            target=_recount, args=(engine, key, consultation_id), name="live-recount", daemon=True
+        )
+        _RECOUNT.append((key, thread))
+    try:
+        thread.start()
+    except RuntimeError:  # no thread to be had now: the request's view stays as kept
+        with _LIVE_LOCK:
+            _RECOUNT.clear()
+
+
+def _recount(engine: Engine, key: tuple, consultation_id: int) -> None:
+    """The background recount: in a session of its own, on the consultation as it is now."""
+    # While this thread counts, the threads serving requests (the event loop among them)
+    # wait for the GIL each time they give it up for I/O: by default up to 5 ms a time,
+    # which made every view during a recount several times slower. A shorter interval
+    # for the recount's duration hands the GIL back sooner (one recount at a time, so
+    # setting and restoring it cannot interleave).
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(RECOUNT_SWITCH_INTERVAL)
+    try:
+        with _LIVE_BUILD_LOCK, Session(engine, expire_on_commit=False) as session:
+            consultation = session.get(Consultation, consultation_id)
+            if consultation is None or consultation.status in ("closed", "published"):
+                with _LIVE_LOCK:
+                    _LIVE.pop(key, None)  # closed meanwhile: its frozen report takes over
+                return
+            _count_live(key, session, consultation)
+    except Exception:  # the kept report stays; the next view of it tries again
+        log.exception("recounting the live results of consultation %s failed", consultation_id)
+    finally:
+        sys.setswitchinterval(interval)
+        with _LIVE_LOCK:
+            _RECOUNT.clear()
 
 
 def frozen_report(session: Session, consultation: Consultation) -> Report:
@@ -295,56 +398,43 @@ def build_report(session: Session, consultation: Consultation) -> Report:
 def _build_report(session: Session, consultation: Consultation) -> Report:
     """build_report's work, with the collector paused."""
     rules = rules_of(consultation)
-    ranked = rank(tallies(session, consultation), rules)
-    clauses = clause_rows(session, consultation.id)
-    texts = [
-        ClauseText(c.clause.number, c.version.heading, c.version.text, c.version.version)
-        for c in clauses
-    ]
-    amendments = _amendments(session, consultation.id)
+    frozen = consultation.status in ("closed", "published")
+    # Read once for both the live counts' recoding and the turnout (frozen: neither reads it).
+    voters = None if frozen else voters_by_organisation(session, consultation.id)
+    amendments, listed = _amendments(session, consultation.id)
+    ranked = rank(tallies(session, consultation, listed, voters), rules)
+    texts = [ClauseText(*clause) for clause in clause_texts(session, consultation.id)]
+    # clause_outcomes reads a proposal only for an amendment that carries (a leading
+    # change, an adopted new clause) or that organisers decided on (and decisions only to
+    # know whether there are any): the rest, nearly all of a large report, need none.
+    decided = {ref for ref, a in amendments.items() if a.status in DECISIONS}
     proposals = {}
     for r in ranked:
-        a = amendments[r.ref]
-        proposals[r.ref] = Proposal(
-            ref=r.ref,
-            clause_ref=r.clause_ref,
-            kind=r.kind,
-            heading=a.proposed_heading,
-            # Text a moderator withheld after closing stays out of every output.
-            text=WITHHELD_TEXT if a.withheld and a.proposed_text else a.proposed_text,
-            target_version=a.version,
-            decision=a.status if a.status in ("accepted", "rejected") else None,
-        )
+        if r.carries or r.ref in decided:
+            a = amendments[r.ref]
+            proposals[r.ref] = Proposal(
+                ref=r.ref,
+                clause_ref=r.clause_ref,
+                kind=r.kind,
+                heading=a.proposed_heading,
+                # Text a moderator withheld after closing stays out of every output.
+                text=WITHHELD_TEXT if a.withheld and a.proposed_text else a.proposed_text,
+                target_version=a.version,
+                decision=a.status if a.status in DECISIONS else None,
+            )
     outcome = clause_outcomes(
         ranked, texts, proposals, _final_wordings(session, consultation.id), rules
     )
-    headings = {t.number: t.heading for t in texts}
-    facts = facts_by_ref(outcome)
-    current = {t.number: t.version for t in texts}
-    rows = []
-    for r in ranked:
-        a = amendments[r.ref]
-        leading, too_close, robust = facts.get(r.ref, (False, False, ""))
-        rows.append(
-            ReportRow(
-                ranked=r,
-                amendment=a,
-                author=author_label(
-                    a.display_name,
-                    a.pseudonym,
-                    a.show_organisation,
-                    a.organisation,
-                ),
-                clause_heading=headings.get(r.clause_ref, ""),
-                target_version=a.version,
-                current_version=current.get(r.clause_ref, a.version),
-                leading=leading,
-                too_close_to_call=too_close,
-                robustness=robust,
-            )
-        )
-    frozen = consultation.status in ("closed", "published")
-    totals, by_organisation = turnout(session, consultation, frozen)
+    facts = facts_by_ref(outcome).get
+    clause_of = {t.number: t for t in texts}.get
+    make = tuple.__new__  # ReportRow's fields in order
+    rows = [
+        make(ReportRow, (r, amendments[r.ref], clause_of(r.clause_ref), *facts(r.ref, _NO_FACTS)))
+        for r in ranked
+    ]
+    # Every amendment is read above; none hidden or withdrawn is the usual case.
+    any_unlisted = len(listed) < len(amendments)
+    totals, by_organisation = turnout(session, consultation, frozen, voters, any_unlisted)
     return Report(
         consultation=consultation,
         rules=rules,
@@ -356,10 +446,20 @@ def _build_report(session: Session, consultation: Consultation) -> Report:
     )
 
 
-def _voters_by_group(session: Session, consultation: Consultation, frozen: bool) -> dict[str, int]:
+# An amendment that neither leads nor is an adopted new clause (app.summary.facts_by_ref).
+_NO_FACTS = (False, False, "")
+
+
+def _voters_by_group(
+    session: Session,
+    consultation: Consultation,
+    frozen: bool,
+    voters: Mapping[str, int] | None = None,
+) -> dict[str, int]:
     if frozen:
         return frozen_voters_by_group(session, consultation.id)
-    voters = voters_by_organisation(session, consultation.id)
+    if voters is None:
+        voters = voters_by_organisation(session, consultation.id)
     recode = recode_small_organisations(voters)
     grouped: dict[str, int] = defaultdict(int)
     for name, count in voters.items():
@@ -368,14 +468,16 @@ def _voters_by_group(session: Session, consultation: Consultation, frozen: bool)
 
 
 def _proposers_by_organisation(
-    session: Session, consultation_id: int
+    session: Session, consultation_id: int, any_unlisted: bool = True
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Distinct proposers per organisation, and those of them who cast no vote here.
 
     "No vote here" means none on a listed amendment. It is read from the vote count kept
     on each person's ``voter`` row (app.tallies.participate), less their votes on
     amendments no longer listed (hidden or withdrawn: few), rather than by looking for
-    each proposer's votes among all the votes.
+    each proposer's votes among all the votes. ``any_unlisted`` False, from a caller
+    that has just read every amendment's status and found none unlisted, saves looking
+    for votes on them (a pass over all the amendments, half of this query's time).
     """
     # The organisation a person counts for here was fixed when they first took part
     # (app.tallies.participate), so a later sign-in from elsewhere changes nothing.
@@ -393,7 +495,9 @@ def _proposers_by_organisation(
         .group_by(Vote.user_id)
         .subquery()
     )
-    listed_votes = func.coalesce(Voter.votes, 0) - func.coalesce(unlisted_votes.c.votes, 0)
+    listed_votes = func.coalesce(Voter.votes, 0)
+    if any_unlisted:
+        listed_votes = listed_votes - func.coalesce(unlisted_votes.c.votes, 0)
     query = (
         select(
             Organisation.name,
@@ -406,13 +510,13 @@ def _proposers_by_organisation(
             Voter,
             and_(Voter.user_id == authors.c.author_id, Voter.consultation_id == consultation_id),
         )
-        .outerjoin(unlisted_votes, unlisted_votes.c.user_id == authors.c.author_id)
-        .outerjoin(
-            Organisation,
-            col(Organisation.id) == func.coalesce(Voter.organisation_id, User.organisation_id),
-        )
-        .group_by(Organisation.name)
     )
+    if any_unlisted:
+        query = query.outerjoin(unlisted_votes, unlisted_votes.c.user_id == authors.c.author_id)
+    query = query.outerjoin(
+        Organisation,
+        col(Organisation.id) == func.coalesce(Voter.organisation_id, User.organisation_id),
+    ).group_by(Organisation.name)
     proposers: dict[str, int] = defaultdict(int)
     non_voters: dict[str, int] = defaultdict(int)
     for name, count, not_voting in session.exec(query):
@@ -422,22 +526,28 @@ def _proposers_by_organisation(
 
 
 def turnout(
-    session: Session, consultation: Consultation, frozen: bool
+    session: Session,
+    consultation: Consultation,
+    frozen: bool,
+    voters: Mapping[str, int] | None = None,
+    any_unlisted: bool = True,
 ) -> tuple[dict[str, int | str | None], list[TurnoutRow]]:
     """Participants per organisation group, and participants, proposers and voters overall.
 
     Organisations are grouped as the ranking groups them. Only participants are
     broken down by organisation (proposers and voters by organisation would add
     differences to guard); app.disclosure decides what may be shown: any count
-    below 5 as "fewer than 5", and then no exact total at all.
+    below 5 as "fewer than 5", and then no exact total at all. ``voters``: the live
+    ``voters_by_organisation``, where the caller has read it already; ``any_unlisted``:
+    see ``_proposers_by_organisation``.
     """
-    voters = _voters_by_group(session, consultation, frozen)
+    voters = _voters_by_group(session, consultation, frozen, voters)
     kept = {name for name in voters if name != OTHER}
 
     def group(name: str) -> str:
         return name if name in kept else OTHER
 
-    by_organisation, non_voters = _proposers_by_organisation(session, consultation.id)
+    by_organisation, non_voters = _proposers_by_organisation(session, consultation.id, any_unlisted)
     proposers: dict[str, int] = defaultdict(int)
     for name, n in by_organisation.items():
         proposers[group(name)] += n

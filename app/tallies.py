@@ -9,7 +9,7 @@ SHA-256 come from those rows, so nothing after closing changes what counts.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from sqlalchemy import (
     and_,
@@ -44,6 +44,7 @@ from app.models import (
     utcnow,
 )
 from app.ranking import (
+    NO_GROUPS,
     OTHER,
     AmendmentTally,
     Counts,
@@ -307,9 +308,16 @@ def kept_counts(session: Session, consultation_id: int) -> dict[tuple[int, int],
     return {(a, o): (s, p) for a, o, s, p in rows}
 
 
-def _groups_by_organisation_id(session: Session, consultation_id: int) -> dict[int, str]:
-    """Each voting organisation's id -> its group: its name, or "other" below 5 voters."""
-    recode = recode_small_organisations(voters_by_organisation(session, consultation_id))
+def _groups_by_organisation_id(
+    session: Session, consultation_id: int, voters: Mapping[str, int] | None = None
+) -> dict[int, str]:
+    """Each voting organisation's id -> its group: its name, or "other" below 5 voters.
+
+    ``voters``: ``voters_by_organisation``, where the caller has read it already.
+    """
+    if voters is None:
+        voters = voters_by_organisation(session, consultation_id)
+    recode = recode_small_organisations(voters)
     kept = {group for group in recode.values() if group != OTHER}
     if not kept:
         return {}
@@ -328,20 +336,33 @@ def _group_expression(session: Session, consultation_id: int):
     return case((col(Organisation.name).in_(kept), Organisation.name), else_=literal(OTHER))
 
 
+# What ``live_tallies`` reads of each listed amendment besides its counts (join ``Clause``
+# on ``Amendment.clause_id``); app.reporting reads them with the report's own columns.
+TALLIED_COLUMNS = (Amendment.id, Clause.number, _kind())
+
+
 def live_tallies(
-    session: Session, consultation_id: int, clause_id: int | None = None
+    session: Session,
+    consultation_id: int,
+    clause_id: int | None = None,
+    listed: Iterable[tuple[int, str, str, str]] | None = None,
+    voters: Mapping[str, int] | None = None,
 ) -> list[AmendmentTally]:
     """Counts per listed amendment and recoded organisation, from the votes as they stand.
 
     With ``clause_id``, only that clause's amendments (the recoding stays consultation-wide).
+    ``listed``, from a caller that has just read the consultation's listed amendments
+    anyway (app.reporting), saves reading them again: (id, reference, then
+    ``TALLIED_COLUMNS``' clause number and kind) for every listed amendment; ``voters``
+    likewise saves reading ``voters_by_organisation`` again.
     """
-    listed = and_(
+    where = and_(
         Amendment.consultation_id == consultation_id,
         col(Amendment.status).in_(LISTED_STATUSES),
     )
     if clause_id is not None:
-        listed = and_(listed, Amendment.clause_id == clause_id)
-    group_of = _groups_by_organisation_id(session, consultation_id)
+        where = and_(where, Amendment.clause_id == clause_id)
+    group_of = _groups_by_organisation_id(session, consultation_id, voters)
     # (amendment, organisation) is the key of vote_tally: no GROUP BY is needed, only
     # the recoding, done here on ids so the database reads one table in key order.
     rows = (
@@ -354,7 +375,7 @@ def live_tallies(
                 VoteTally.opposes,
             )
             .join(Amendment, col(Amendment.id) == VoteTally.amendment_id)
-            .where(listed)
+            .where(where)
         )
         .all()
     )  # fetched in bulk: row-by-row fetching costs more than the query
@@ -364,18 +385,18 @@ def live_tallies(
             groups = by_amendment[amendment_id]
             name = group_of.get(organisation_id, OTHER)
             groups[name] = groups[name] + (s, o) if name in groups else shared_counts(s, o)
-    listed = (
-        session.connection()
-        .execute(
-            select(Amendment.id, Clause.number, _kind())
+    if listed is None:
+        read = session.connection().execute(
+            select(*TALLIED_COLUMNS)
             .join(Clause, col(Clause.id) == Amendment.clause_id)
-            .where(listed)
+            .where(where)
         )
-        .all()
-    )
+        listed = [(aid, amendment_ref(aid), number, kind) for aid, number, kind in read.all()]
+    get = by_amendment.get
+    make = tuple.__new__  # AmendmentTally's fields in order
     return [
-        AmendmentTally(amendment_ref(aid), number, by_amendment.get(aid, {}), kind)
-        for aid, number, kind in listed
+        make(AmendmentTally, (ref, number, get(aid, NO_GROUPS), kind))
+        for aid, ref, number, kind in listed
     ]
 
 
@@ -407,8 +428,9 @@ def frozen_tallies(session: Session, consultation_id: int) -> list[AmendmentTall
             entry = by_amendment[amendment_id] = (clause, kind, {})
         if organisation:
             entry[2][organisation] = shared_counts(s, o)
+    make = tuple.__new__  # AmendmentTally's fields in order
     return [
-        AmendmentTally(amendment_ref(aid), clause, by_group, kind)
+        make(AmendmentTally, (amendment_ref(aid), clause, by_group, kind))
         for aid, (clause, kind, by_group) in by_amendment.items()
     ]
 
@@ -472,11 +494,19 @@ def freeze_tallies(session: Session, consultation_id: int) -> None:
     )
 
 
-def tallies(session: Session, consultation: Consultation) -> list[AmendmentTally]:
-    """Frozen counts once closed, live counts before: what this consultation is ranked on."""
+def tallies(
+    session: Session,
+    consultation: Consultation,
+    listed: Iterable[tuple[int, str, str, str]] | None = None,
+    voters: Mapping[str, int] | None = None,
+) -> list[AmendmentTally]:
+    """Frozen counts once closed, live counts before: what this consultation is ranked on.
+
+    ``listed`` and ``voters``: as ``live_tallies`` takes them (unused once closed).
+    """
     if consultation.status in ("closed", "published"):
         return frozen_tallies(session, consultation.id)
-    return live_tallies(session, consultation.id)
+    return live_tallies(session, consultation.id, listed=listed, voters=voters)
 
 
 def freeze_ballots(session: Session, consultation: Consultation) -> str:

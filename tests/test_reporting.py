@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
+from contextlib import closing
 
+import pytest
 from sqlmodel import select
+from starlette.testclient import TestClient
 
-from app import organising
+from app import organising, reporting
 from app.db import Database
-from app.models import LISTED_STATUSES, Amendment, Organisation, User, Vote, Voter
+from app.main import create_app
+from app.models import LISTED_STATUSES, Amendment, Consultation, Organisation, User, Vote, Voter
 from app.ranking import OTHER
 from app.reporting import _proposers_by_organisation
 from app.services import cast_vote
+from tests.conftest import settings_for
 
 
 def recounted(session, consultation_id: int) -> tuple[dict, dict]:
@@ -52,6 +58,21 @@ def test_proposers_who_voted_only_on_a_hidden_amendment_count_as_not_voting(seed
     assert sum(expected[1].values()) > 0
 
 
+def test_proposers_read_without_unlisted_amendments_agree_with_a_recount(seeded: Database):
+    # The report passes any_unlisted=False when it has read every amendment's status and
+    # none is hidden or withdrawn; the count must be the one the rule gives.
+    with seeded.session() as session:
+        consultation_id = session.exec(select(Consultation.id)).first()
+        statuses = session.exec(
+            select(Amendment.status).where(Amendment.consultation_id == consultation_id)
+        ).all()
+        assert statuses and all(status in LISTED_STATUSES for status in statuses)
+        expected = recounted(session, consultation_id)
+        quick = _proposers_by_organisation(session, consultation_id, any_unlisted=False)
+        full = _proposers_by_organisation(session, consultation_id)
+    assert (dict(quick[0]), dict(quick[1])) == expected == (dict(full[0]), dict(full[1]))
+
+
 def test_the_garbage_collector_runs_again_after_a_report_whatever_happens(seeded: Database):
     import gc
 
@@ -74,3 +95,92 @@ def test_the_amendment_tuple_names_the_columns_it_is_read_from():
     from app.reporting import AMENDMENT_COLUMNS, AmendmentColumns
 
     assert AmendmentColumns._fields == tuple(c.key for c in AMENDMENT_COLUMNS)
+
+
+LIVE_SLUG = "social-media-guidance"
+
+
+def supports_shown(page: str, amendment_id: int) -> int:
+    """The support count the results page's ranked table shows for one amendment."""
+    found = re.search(
+        rf'#amendment-{amendment_id}">Amendment {amendment_id}</a>.*?</td>\s*'
+        r'<td class="govuk-table__cell govuk-table__cell--numeric">(\d+)</td>',
+        page,
+        re.DOTALL,
+    )
+    assert found, f"amendment {amendment_id} is not in the ranked table"
+    return int(found.group(1))
+
+
+def finish_recount() -> None:
+    """Wait for this process's background recount of the live results, if one runs."""
+    for _key, thread in list(reporting._RECOUNT):
+        thread.join(timeout=60)
+        assert not thread.is_alive()
+
+
+def test_a_stale_live_report_is_served_at_once_while_one_recount_replaces_it(
+    seeded: Database, monkeypatch: pytest.MonkeyPatch
+):
+    # Keep even the seed's small report, and let it go stale at once: as a large
+    # consultation's report does after LIVE_STALE_FACTOR times its build time.
+    monkeypatch.setattr(reporting, "LIVE_BUILD_WORTH_KEEPING", 0.0)
+    monkeypatch.setattr(reporting, "LIVE_STALE_FACTOR", 0.0)
+    with seeded.session() as session:
+        consultation = session.exec(
+            select(Consultation).where(Consultation.slug == LIVE_SLUG)
+        ).one()
+        amendment = session.exec(
+            select(Amendment)
+            .where(Amendment.consultation_id == consultation.id, Amendment.status == "open")
+            .order_by(Amendment.id)
+        ).first()
+        voted = set(session.exec(select(Vote.user_id).where(Vote.amendment_id == amendment.id)))
+        voter = next(
+            a.author_id
+            for a in session.exec(select(Amendment).order_by(Amendment.id))
+            if a.author_id not in voted and a.author_id != amendment.author_id
+        )
+    address = f"/consultations/{LIVE_SLUG}/results"
+    app = create_app(settings_for(seeded.url))
+    try:
+        with closing(TestClient(app)) as visitor:
+            first = visitor.get(address)  # nothing kept yet: counted in the request
+            assert first.status_code == 200
+            before = supports_shown(first.text, amendment.id)
+            seeded.write_call(cast_vote, voter, amendment.id, "support")
+            # Hold the process's one live count, so that the recount stays pending.
+            with reporting._LIVE_BUILD_LOCK:
+                stale = visitor.get(address)
+                again = visitor.get(address)
+                pending = list(reporting._RECOUNT)
+                assert len(pending) == 1 and pending[0][0][1] == consultation.id
+                assert pending[0][1].is_alive()
+            # Served at once, as counted before the vote, by both views; one recount for both.
+            assert supports_shown(stale.text, amendment.id) == before
+            assert supports_shown(again.text, amendment.id) == before
+            finish_recount()
+            fresh = visitor.get(address)
+            assert supports_shown(fresh.text, amendment.id) == before + 1
+            finish_recount()
+            # Once closed, no kept live count is served: the results give way to the report.
+            olive = seeded.call(
+                lambda s: s.exec(
+                    select(User.id).where(User.email == "olive.grant@cabinetoffice.gov.uk")
+                ).one()
+            )
+            seeded.write_call(organising.change_status, olive, LIVE_SLUG, "close")
+            closed = visitor.get(address, follow_redirects=False)
+            assert closed.status_code in (302, 303, 307)
+            assert closed.headers["location"].endswith(f"/consultations/{LIVE_SLUG}/report")
+
+            def report_now(session):
+                return reporting.live_report(
+                    session,
+                    session.exec(select(Consultation).where(Consultation.slug == LIVE_SLUG)).one(),
+                )
+
+            assert seeded.call(report_now).frozen
+    finally:
+        finish_recount()
+        app.state.database.dispose()
