@@ -64,6 +64,77 @@ def _diff_html(env: jinja2.Environment) -> Callable[..., Markup]:
     return diff_html
 
 
+def _amendment_text(env: jinja2.Environment) -> Callable[..., Markup]:
+    """amendments/_amendment_text.html of a clause page's row, each rendering kept (bounded LRU).
+
+    An amendment's heading, author label, status, diff and reasons show nothing of who is
+    looking: they depend only on the values below, so a kept rendering is right for every
+    viewer, and a change to any of them (an edit, a decision, a new display name, a
+    revised clause) is a new key. A clause page shows twenty, to everyone, again and again.
+    """
+
+    # Each entry holds an amendment's markup (with its diff, up to two wordings of 5,000
+    # characters): 2,048 keeps a busy clause's pages in every view, within a few tens of MB.
+    @functools.lru_cache(maxsize=2048)
+    def text_html(
+        view: str,
+        clause_number: str,
+        current_version: int,
+        amendment_id: int,
+        author: str,
+        status: str,
+        status_reason: str | None,
+        withheld: bool,
+        kind: str,
+        proposed_heading: str | None,
+        proposed_text: str,
+        rationale: str,
+        target_version: int,
+        target_text: str,
+    ) -> Markup:
+        # Autoescaped by the template, so its output is markup.
+        return Markup(
+            env.get_template("amendments/_amendment_text.html").render(
+                view=view,
+                clause_number=clause_number,
+                current_version=current_version,
+                amendment_id=amendment_id,
+                author=author,
+                status=status,
+                status_reason=status_reason,
+                withheld=withheld,
+                kind=kind,
+                proposed_heading=proposed_heading,
+                proposed_text=proposed_text,
+                rationale=rationale,
+                target_version=target_version,
+                target_text=target_text,
+            )
+        )
+
+    def amendment_text(row: Any, view: str, clause_number: str, current_version: int) -> Markup:
+        """The text of ``row`` (a queries.AmendmentRow) as the clause page shows it."""
+        a = row.amendment
+        return text_html(
+            view,
+            clause_number,
+            current_version,
+            a.id,
+            str(row.author),
+            a.status,
+            a.status_reason,
+            bool(a.withheld),
+            a.kind,
+            a.proposed_heading,
+            a.proposed_text,
+            a.rationale,
+            row.target.version,
+            row.target.text,
+        )
+
+    return amendment_text
+
+
 @dataclass(frozen=True)
 class PageShell:
     """The GOV.UK page around a page, as the markup between its holes (see base.html)."""
@@ -153,6 +224,7 @@ def make_templates() -> Jinja2Templates:
     env.globals["side_by_side"] = textdiff.side_by_side
     env.globals["diff_html"] = _diff_html(env)
     env.globals["page_shell"] = _page_shell(env)
+    env.globals["amendment_text"] = _amendment_text(env)
     env.globals["wording_fingerprint"] = wording_fingerprint
     env.globals["CSRF_FIELD"] = CSRF_FIELD
     env.globals["results_visible"] = results_visible
