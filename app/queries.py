@@ -107,12 +107,9 @@ def _amendment_counts(session: Session, consultation_ids: tuple[int, ...]) -> di
     return counts
 
 
-def list_consultations(session: Session, include_drafts: bool) -> list[ConsultationSummary]:
-    """Consultations for the home page, newest first, with clause and amendment counts.
-
-    The consultations and their clause counts are read afresh; the amendment counts are
-    at most AMENDMENT_COUNTS_MAX_AGE seconds old (see _amendment_counts).
-    """
+def _consultations_statement(include_drafts: bool):
+    """Consultations newest first (drafts only with ``include_drafts``), each with its
+    number of clauses."""
     clause_counts = (
         select(Clause.consultation_id, func.count().label("n"))
         .group_by(Clause.consultation_id)
@@ -125,7 +122,20 @@ def list_consultations(session: Session, include_drafts: bool) -> list[Consultat
     )
     if not include_drafts:
         query = query.where(Consultation.status != "draft")
-    found = session.exec(query).all()
+    return query
+
+
+# Built once, as the clause page's statements: the home page runs one on every view.
+_CONSULTATIONS = {False: _consultations_statement(False), True: _consultations_statement(True)}
+
+
+def list_consultations(session: Session, include_drafts: bool) -> list[ConsultationSummary]:
+    """Consultations for the home page, newest first, with clause and amendment counts.
+
+    The consultations and their clause counts are read afresh; the amendment counts are
+    at most AMENDMENT_COUNTS_MAX_AGE seconds old (see _amendment_counts).
+    """
+    found = session.exec(_CONSULTATIONS[include_drafts]).all()
     amendments = _amendment_counts(session, tuple(sorted(c.id for c, _ in found)))
     return [ConsultationSummary(c, n_clauses, amendments[c.id]) for c, n_clauses in found]
 
