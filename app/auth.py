@@ -8,6 +8,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from functools import wraps
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from starlette.requests import Request
@@ -30,6 +31,7 @@ CSRF_HEADER = "x-csrf-token"
 log = logging.getLogger("redline.auth")
 # The idle limit is a setting (REDLINE_SESSION_IDLE_MINUTES); the absolute one is not.
 ABSOLUTE_EXPIRY_SECONDS = 12 * 60 * 60
+T = TypeVar("T")
 
 
 class CsrfFailed(NotAllowed):
@@ -147,6 +149,31 @@ async def current_user(request: Request) -> User | None:
         user = await request.app.state.database.run(get_user, user_id) if user_id else None
         remember_user(request, user_id, user)
     return request.state.user
+
+
+async def run_as_session_user(
+    request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any
+) -> T:
+    """``fn(session, user, *args, **kwargs)`` in one read session, ``user`` loaded in it.
+
+    A page that reads the database anyway loads the signed-in user in the same session:
+    one trip to a worker thread and one pooled connection instead of two. The user is
+    settled as ``current_user`` settles it (None when the session was ended on the
+    server), and ``current_user`` then returns it without loading it again.
+    """
+    database = request.app.state.database
+    if "user" in request.state._state:
+        return await database.run(fn, request.state.user, *args, **kwargs)
+    user_id = session_user_id(request)
+
+    def as_session_user(session: Any) -> tuple[User | None, T]:
+        user = get_user(session, user_id) if user_id else None
+        signed_in = user if still_signed_in(request, user) else None
+        return user, fn(session, signed_in, *args, **kwargs)
+
+    user, result = await database.run(as_session_user)
+    remember_user(request, user_id, user)
+    return result
 
 
 ROLE_RANK = {"participant": 0, "organiser": 1, "admin": 2}

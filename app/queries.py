@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, namedtuple
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import and_, bindparam, func, union
@@ -46,11 +47,18 @@ class ClauseRow:
     amendment_count: int
 
 
+# What a page shows of an amendment and of the clause version it targets: every column, as
+# a plain read-only record (the table's own column names). Reading a page's twenty rows as
+# tuples instead of loading ORM entities halves the time of rows_for.
+AmendmentRecord = namedtuple("AmendmentRecord", [c.name for c in Amendment.__table__.columns])
+VersionRecord = namedtuple("VersionRecord", [c.name for c in ClauseVersion.__table__.columns])
+
+
 @dataclass
 class AmendmentRow:
-    amendment: Amendment
+    amendment: AmendmentRecord
     author: AuthorLabel
-    target: ClauseVersion
+    target: VersionRecord
     supports: int = 0
     opposes: int = 0
     my_vote: str | None = None
@@ -99,12 +107,9 @@ def _amendment_counts(session: Session, consultation_ids: tuple[int, ...]) -> di
     return counts
 
 
-def list_consultations(session: Session, include_drafts: bool) -> list[ConsultationSummary]:
-    """Consultations for the home page, newest first, with clause and amendment counts.
-
-    The consultations and their clause counts are read afresh; the amendment counts are
-    at most AMENDMENT_COUNTS_MAX_AGE seconds old (see _amendment_counts).
-    """
+def _consultations_statement(include_drafts: bool):
+    """Consultations newest first (drafts only with ``include_drafts``), each with its
+    number of clauses."""
     clause_counts = (
         select(Clause.consultation_id, func.count().label("n"))
         .group_by(Clause.consultation_id)
@@ -117,7 +122,20 @@ def list_consultations(session: Session, include_drafts: bool) -> list[Consultat
     )
     if not include_drafts:
         query = query.where(Consultation.status != "draft")
-    found = session.exec(query).all()
+    return query
+
+
+# Built once, as the clause page's statements: the home page runs one on every view.
+_CONSULTATIONS = {False: _consultations_statement(False), True: _consultations_statement(True)}
+
+
+def list_consultations(session: Session, include_drafts: bool) -> list[ConsultationSummary]:
+    """Consultations for the home page, newest first, with clause and amendment counts.
+
+    The consultations and their clause counts are read afresh; the amendment counts are
+    at most AMENDMENT_COUNTS_MAX_AGE seconds old (see _amendment_counts).
+    """
+    found = session.exec(_CONSULTATIONS[include_drafts]).all()
     amendments = _amendment_counts(session, tuple(sorted(c.id for c, _ in found)))
     return [ConsultationSummary(c, n_clauses, amendments[c.id]) for c, n_clauses in found]
 
@@ -257,8 +275,8 @@ def _rows_statement(for_viewer: bool):
     )
     query = (
         select(
-            Amendment,
-            ClauseVersion,
+            *Amendment.__table__.columns,
+            *ClauseVersion.__table__.columns,
             User.display_name,
             User.pseudonym,
             User.show_organisation,
@@ -266,6 +284,7 @@ def _rows_statement(for_viewer: bool):
             counts.c.supports,
             counts.c.opposes,
         )
+        .select_from(Amendment)
         .join(ClauseVersion, col(ClauseVersion.id) == Amendment.clause_version_id)
         .join(User, col(User.id) == Amendment.author_id)
         .outerjoin(Organisation, col(Organisation.id) == User.organisation_id)
@@ -281,6 +300,10 @@ def _rows_statement(for_viewer: bool):
 
 
 _ROWS = {False: _rows_statement(False), True: _rows_statement(True)}
+# Where each part of a row of _ROWS starts: the amendment's columns, its target version's,
+# then the author's label, the counts and the viewer's stance.
+_AMENDMENT_COLUMNS = len(AmendmentRecord._fields)
+_ROW_LABEL_AT = _AMENDMENT_COLUMNS + len(VersionRecord._fields)
 
 
 def rows_for(session: Session, ids: list[int], viewer_id: int | None) -> list[AmendmentRow]:
@@ -293,8 +316,15 @@ def rows_for(session: Session, ids: list[int], viewer_id: int | None) -> list[Am
     if not ids:
         return []
     found = {}
-    rows = session.exec(_ROWS[viewer_id is not None], params={"ids": ids, "viewer_id": viewer_id})
-    for amendment, target, display_name, pseudonym, show_org, org_name, s, o, *mine in rows:
+    rows = (
+        session.connection()
+        .execute(_ROWS[viewer_id is not None], {"ids": ids, "viewer_id": viewer_id})
+        .all()
+    )
+    for row in rows:
+        amendment = AmendmentRecord._make(row[:_AMENDMENT_COLUMNS])
+        target = VersionRecord._make(row[_AMENDMENT_COLUMNS:_ROW_LABEL_AT])
+        display_name, pseudonym, show_org, org_name, s, o, *mine = row[_ROW_LABEL_AT:]
         found[amendment.id] = AmendmentRow(
             amendment=amendment,
             author=author_label(display_name, pseudonym, show_org, org_name),
@@ -364,9 +394,22 @@ class ClausePage:
     next: str | None
 
 
-def shuffle_key(seed: str, amendment_id: int) -> str:
-    """A per-visitor order: the same visitor sees the same order, others another."""
-    return hashlib.sha256(f"{seed}:{amendment_id}".encode()).hexdigest()
+def shuffle_key(seed: str) -> Callable[[int], bytes]:
+    """A per-visitor order, as a sort key of amendment ids: the same visitor sees the same
+    order, others another, and neither age nor support has any part in it.
+
+    Each id's key is a hash of the seed and the id (BLAKE2b, 8 bytes): an amendment keeps
+    its place among the others when new ones arrive. The seed is hashed once per page and
+    copied for each id, instead of hashing the seed again for each of hundreds of ids.
+    """
+    seeded = hashlib.blake2b(seed.encode(), digest_size=8, person=b"redline-order")
+
+    def key(amendment_id: int) -> bytes:
+        hashed = seeded.copy()
+        hashed.update(amendment_id.to_bytes(8, "big", signed=True))
+        return hashed.digest()
+
+    return key
 
 
 def _ids_statement(for_viewer: bool):
@@ -386,14 +429,15 @@ def _ordered_ids(
     session: Session, consultation: Consultation, clause_id: int, viewer_id, sort: str, seed: str
 ) -> list[int]:
     """The ids of the amendments a clause page lists, in the requested order (ids only)."""
-    # Plain rows (no ORM): a clause may have hundreds of amendments.
-    ids = list(
+    # Plain rows (no ORM), fetched all at once: a clause may have hundreds of amendments.
+    ids = (
         session.connection()
         .execute(_IDS[viewer_id is not None], {"clause_id": clause_id, "viewer_id": viewer_id})
         .scalars()
+        .all()
     )
     if sort == "shuffled":
-        ids.sort(key=lambda i: shuffle_key(seed, i))
+        ids.sort(key=shuffle_key(seed))
     elif sort == "supported":
         counts = vote_counts(session, ids)
         ids.sort(key=lambda i: (-counts.get(i, (0, 0))[0], counts.get(i, (0, 0))[1], -i))

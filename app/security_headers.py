@@ -32,7 +32,7 @@ def content_security_policy(nonce: str) -> str:
 
     GOV.UK Frontend's template has one inline script (it marks ``<body>`` as
     ``js-enabled``) and takes the nonce as ``cspNonce``. htmx 4 would otherwise adopt a
-    constructed stylesheet for indicators; base.html turns that off (``htmx-config``).
+    constructed stylesheet for indicators; _layout.html turns that off (``htmx-config``).
     ``data:`` images are GOV.UK Frontend's own small icons in its CSS.
     """
     return "; ".join(

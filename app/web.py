@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,143 @@ def _diff_html(env: jinja2.Environment) -> Callable[..., Markup]:
     return diff_html
 
 
+def _amendment_text(env: jinja2.Environment) -> Callable[..., Markup]:
+    """amendments/_amendment_text.html of a clause page's row, each rendering kept (bounded LRU).
+
+    An amendment's heading, author label, status, diff and reasons show nothing of who is
+    looking: they depend only on the values below, so a kept rendering is right for every
+    viewer, and a change to any of them (an edit, a decision, a new display name, a
+    revised clause) is a new key. A clause page shows twenty, to everyone, again and again.
+    """
+
+    # Each entry holds an amendment's markup (with its diff, up to two wordings of 5,000
+    # characters): 2,048 keeps a busy clause's pages in every view, within a few tens of MB.
+    @functools.lru_cache(maxsize=2048)
+    def text_html(
+        view: str,
+        clause_number: str,
+        current_version: int,
+        amendment_id: int,
+        author: str,
+        status: str,
+        status_reason: str | None,
+        withheld: bool,
+        kind: str,
+        proposed_heading: str | None,
+        proposed_text: str,
+        rationale: str,
+        target_version: int,
+        target_text: str,
+    ) -> Markup:
+        # Autoescaped by the template, so its output is markup.
+        return Markup(
+            env.get_template("amendments/_amendment_text.html").render(
+                view=view,
+                clause_number=clause_number,
+                current_version=current_version,
+                amendment_id=amendment_id,
+                author=author,
+                status=status,
+                status_reason=status_reason,
+                withheld=withheld,
+                kind=kind,
+                proposed_heading=proposed_heading,
+                proposed_text=proposed_text,
+                rationale=rationale,
+                target_version=target_version,
+                target_text=target_text,
+            )
+        )
+
+    def amendment_text(row: Any, view: str, clause_number: str, current_version: int) -> Markup:
+        """The text of ``row`` (a queries.AmendmentRow) as the clause page shows it."""
+        a = row.amendment
+        return text_html(
+            view,
+            clause_number,
+            current_version,
+            a.id,
+            str(row.author),
+            a.status,
+            a.status_reason,
+            bool(a.withheld),
+            a.kind,
+            a.proposed_heading,
+            a.proposed_text,
+            a.rationale,
+            row.target.version,
+            row.target.text,
+        )
+
+    return amendment_text
+
+
+@dataclass(frozen=True)
+class PageShell:
+    """The GOV.UK page around a page, as the markup between its holes (see base.html)."""
+
+    before_title: Markup
+    before_csrf_token: Markup
+    before_nonce: Markup
+    before_account_items: Markup
+    before_breadcrumbs: Markup
+    before_content: Markup
+    end: Markup
+
+
+# The holes of templates/_layout.html, in the order they appear in its markup.
+SHELL_HOLES = ("title", "csrf_token", "nonce", "account_items", "breadcrumbs", "content")
+
+
+def _hole(name: str) -> str:
+    # Nothing on a page looks like this, and escaping leaves it as it is.
+    return f"@@redline-shell-hole:{name}@@"
+
+
+def _page_shell(env: jinja2.Environment) -> Callable[[bool, str, bool, str], PageShell]:
+    """templates/_layout.html rendered once per kind of page and split at its holes.
+
+    GOV.UK Frontend's template (its header and footer macros, the service navigation,
+    attributes macros, and a header and a footer each rendered twice to see whether they
+    are empty) cost most of a simple page's time, yet it differs only by who is signed in
+    (organiser or not, for the navigation), which section is current, demo mode and
+    whether there is a CSP nonce. Each kind is rendered once per process, with a marker
+    in every hole, and base.html fills the holes of each page in the same places.
+    """
+
+    @functools.lru_cache(maxsize=64)
+    def shell(
+        is_organiser: bool, nav_home: bool, nav_organise: bool, demo: bool, has_nonce: bool
+    ) -> PageShell:
+        holes = {name: Markup(_hole(name)) for name in SHELL_HOLES}
+        markup = env.get_template("_layout.html").render(
+            holes=holes,
+            is_organiser=is_organiser,
+            nav_home=nav_home,
+            nav_organise=nav_organise,
+            demo=demo,
+            # GOV.UK Frontend's template leaves the nonce attribute out when there is none.
+            cspNonce=holes["nonce"] if has_nonce else "",
+        )
+        pieces = []
+        for name in SHELL_HOLES:
+            if name == "nonce" and not has_nonce:
+                pieces.append(Markup(""))
+                continue
+            before, found, markup = markup.partition(_hole(name))
+            if not found or _hole(name) in markup:
+                raise RuntimeError(f"_layout.html must show the hole {name!r} once, in order")
+            pieces.append(Markup(before))
+        return PageShell(*pieces, Markup(markup))
+
+    def page_shell(is_organiser: bool, path: str, demo: bool, nonce: str) -> PageShell:
+        return shell(
+            bool(is_organiser), path == "/", path.startswith("/organise"), bool(demo), bool(nonce)
+        )
+
+    return page_shell
+
+
 def make_templates() -> Jinja2Templates:
     """Our templates first, then GOV.UK Frontend's macros under their package prefix."""
     loader = jinja2.ChoiceLoader(
@@ -85,6 +223,8 @@ def make_templates() -> Jinja2Templates:
     env.globals["change_summary"] = textdiff.change_summary
     env.globals["side_by_side"] = textdiff.side_by_side
     env.globals["diff_html"] = _diff_html(env)
+    env.globals["page_shell"] = _page_shell(env)
+    env.globals["amendment_text"] = _amendment_text(env)
     env.globals["wording_fingerprint"] = wording_fingerprint
     env.globals["CSRF_FIELD"] = CSRF_FIELD
     env.globals["results_visible"] = results_visible

@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 from app import organising
 from app.db import Database
 from app.models import Amendment, AuditEntry, Clause, Consultation, User
-from app.queries import consultation_by_slug
+from app.queries import consultation_by_slug, shuffle_key
 from app.reporting import Report
 from tests.test_report_agreement import (
     DEMO,
@@ -527,6 +527,19 @@ def test_the_shuffle_is_stable_for_a_visitor_and_differs_between_visitors(databa
                 force_login(device, person)
                 seen.append(clause_order(device, slug, "1"))
         assert seen[0] == seen[1] and len(seen[0]) == 12
+
+
+def test_the_shuffle_favours_neither_early_amendments_nor_any_place():
+    # Each amendment comes first for about as many visitors as any other, whatever its age.
+    ids = list(range(1, 11))
+    firsts = {i: 0 for i in ids}
+    for visitor in range(2000):
+        firsts[sorted(ids, key=shuffle_key(f"seed-{visitor}"))[0]] += 1
+    assert all(120 <= n <= 280 for n in firsts.values()), firsts
+    # A new amendment takes a place among the others; it does not reorder them.
+    order = sorted(ids, key=shuffle_key("one visitor"))
+    with_new = sorted([*ids, 11], key=shuffle_key("one visitor"))
+    assert [i for i in with_new if i != 11] == order
 
 
 def test_with_live_results_off_the_ranking_and_counts_are_hidden(database):

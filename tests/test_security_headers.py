@@ -76,8 +76,11 @@ def test_a_page_has_every_header_and_its_inline_script_carries_the_nonce(organis
     assert inline, "GOV.UK Frontend's js-enabled script is expected inline"
     assert all(f'nonce="{nonce}"' in attributes for attributes in inline)
     assert " style=" not in response.text
-    # A fresh nonce per response.
+    # A fresh nonce per response, also on the same page (the page around it is kept).
     assert assert_secured(organiser.get("/")) != nonce
+    again = organiser.get(f"/consultations/{SLUG}/clauses/1")
+    fresh = assert_secured(again)
+    assert fresh != nonce and f'nonce="{fresh}"' in again.text and nonce not in again.text
 
 
 def test_an_htmx_fragment_has_every_header(organiser, seeded):

@@ -5,6 +5,9 @@ from __future__ import annotations
 import gc
 from types import SimpleNamespace
 
+import pytest
+from markupsafe import Markup
+
 from app import web
 
 
@@ -46,3 +49,54 @@ def test_a_partial_is_rendered_once_per_object_and_goes_with_it(monkeypatch):
     del kept, fresh
     gc.collect()
     assert web._RENDERED_ONCE == {}
+
+
+PAGE = (
+    '{% extends "base.html" %}{% block title %}{{ name }}{% endblock %}'
+    "{% block breadcrumbs %}<nav>crumbs</nav>{% endblock %}"
+    "{% block content %}<p>C & D</p>{% endblock %}"
+)
+
+
+@pytest.mark.parametrize("signed_in", [False, True])
+@pytest.mark.parametrize("is_organiser", [False, True])
+@pytest.mark.parametrize("path", ["/", "/organise/x", "/consultations/x"])
+@pytest.mark.parametrize("demo", [False, True])
+@pytest.mark.parametrize("nonce", ["", "n0nce"])
+def test_the_kept_page_around_a_page_is_the_layout_with_this_pages_values(
+    signed_in, is_organiser, path, demo, nonce
+):
+    env = web.make_templates().env
+    context = {
+        "request": SimpleNamespace(url=SimpleNamespace(path=path)),
+        "user": SimpleNamespace(id=7, display_name="Ann <Lee>", pseudonym="P7")
+        if signed_in
+        else None,
+        "csrf_token": "t&k",
+        "cspNonce": nonce,
+        "demo": demo,
+        "is_organiser": is_organiser,
+        "errors": {"x": "y"} if demo else {},
+        "name": "A <title>",
+    }
+    page = env.from_string(PAGE).render(context)
+    account_items = env.get_template("base.html").make_module(context).account_items()
+    title = ("Error: " if demo else "") + "A &lt;title&gt; – Redline"
+    holes = {
+        "title": Markup(title),
+        "csrf_token": "t&k",
+        "account_items": account_items,
+        "breadcrumbs": Markup("<nav>crumbs</nav>"),
+        "content": Markup("<p>C & D</p>"),
+    }
+    unkept = env.get_template("_layout.html").render(
+        holes=holes,
+        is_organiser=is_organiser,
+        nav_home=path == "/",
+        nav_organise=path.startswith("/organise"),
+        demo=demo,
+        cspNonce=nonce,
+    )
+    assert page == unkept
+    assert ("Signed in as" in page) == signed_in and ('href="/organise"' in page) == is_organiser
+    assert (f'nonce="{nonce}"' in page) == bool(nonce) and "@@redline" not in page

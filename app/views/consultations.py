@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app import queries
-from app.auth import current_user
+from app.auth import run_as_session_user
 from app.eligibility import proposal_refusal, vote_refusal
 from app.models import utcnow
 from app.numbers import whole_number
@@ -19,8 +19,11 @@ from app.web import render
 
 async def home(request: Request) -> Response:
     """Consultations with their status and closing dates."""
-    database = request.app.state.database
-    consultations = await database.run(queries.list_consultations, include_drafts=False)
+
+    def load(session, _user):
+        return queries.list_consultations(session, include_drafts=False)
+
+    consultations = await run_as_session_user(request, load)
     return await render(request, "home.html", {"consultations": consultations})
 
 
@@ -28,12 +31,11 @@ async def consultation(request: Request) -> Response:
     """The numbered clauses of one consultation, with amendment counts."""
     slug = request.path_params["slug"]
 
-    def load(session):
+    def load(session, user):
         found = queries.consultation_by_slug(session, slug)
-        return found, queries.clause_rows(session, found.id)
+        return user, found, queries.clause_rows(session, found.id)
 
-    found, clauses = await request.app.state.database.run(load)
-    user = await current_user(request)
+    user, found, clauses = await run_as_session_user(request, load)
     return await render(
         request,
         "consultations/consultation.html",
@@ -68,25 +70,26 @@ def page_number(request: Request) -> int:
 async def clause(request: Request, errors: dict | None = None) -> Response:
     """One clause: its wording and its amendments as tracked changes, with votes."""
     sort = request.query_params.get("sort", "shuffled")
-    user = await current_user(request)
     # The shuffle is stable for each visitor: by account, or by a random seed in the session.
-    seed = f"user-{user.id}" if user else request.session.setdefault("order_seed", token_hex(8))
-    viewer_id = user.id if user else None
+    visitor_seed = request.session.get("order_seed") or token_hex(8)
 
-    def load(session):
-        # One session (one trip to a worker thread) for the page and, once published, its outcome.
+    def load(session, user):
+        # One session (one trip to a worker thread) for the viewer, the page and, once
+        # published, its outcome.
         found = queries.clause_page(
             session,
             request.path_params["slug"],
             request.path_params["number"],
-            viewer_id,
+            user.id if user else None,
             sort,
-            seed,
+            f"user-{user.id}" if user else visitor_seed,
             page_number(request),
         )
-        return found, clause_result(session, found.consultation, found.clause.number)
+        return user, found, clause_result(session, found.consultation, found.clause.number)
 
-    page, outcome = await request.app.state.database.run(load)
+    user, page, outcome = await run_as_session_user(request, load)
+    if user is None:
+        request.session.setdefault("order_seed", visitor_seed)
     now = utcnow()
     window = window_of(page.consultation)
     participant = participant_of(user)
