@@ -25,6 +25,7 @@ from app.models import Amendment, Consultation, User
 from app.observability import accepted_request_id, configure_logging
 from app.settings import Settings, SettingsError
 from tests.conftest import (
+    ENGINES,
     PLACEHOLDER_PROVIDER,
     postgres_admin,
     require_postgres,
@@ -405,11 +406,11 @@ def test_settings_read_the_new_variables():
 # Connections
 
 
+# PostgreSQL only: SQLite has no server that could end a connection.
+@pytest.mark.parametrize("database_url", [ENGINES[1]], indirect=True)
 def test_connections_postgresql_ended_between_requests_fail_no_request(seeded):
     """A pooled connection the server ended while it sat idle (a restart, a failover, an
     administrator's pg_terminate_backend) is replaced at checkout: no request fails."""
-    if not seeded.url.startswith("postgresql"):
-        pytest.skip("SQLite has no server to end connections")
     app = create_app(settings_for(seeded.url))
     voter = user_id(seeded, "amira.shah@hmrc.gov.uk")
     amendment = seeded.call(
