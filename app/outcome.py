@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
 from operator import attrgetter
 from typing import NamedTuple
 
@@ -99,16 +100,38 @@ class Robustness:
 
 @dataclass(frozen=True)
 class ConsolidatedClause:
-    """One clause of the consolidated text, as clean text and as tracked changes."""
+    """One clause of the consolidated text, as clean text and as tracked changes.
+
+    ``replaces`` is the clause's wording before a change (None when the clause is kept
+    as it is, or is a new clause); the tracked changes, ``segments``, are worked out from
+    it on first use and kept.
+    """
 
     number: str
     heading: str
     text: str
-    segments: list[Segment]
+    replaces: str | None = None
     amendments: list[str] = field(default_factory=list)
     deleted: bool = False
     inserted: bool = False
     by_organisers: bool = False
+
+    @cached_property
+    def segments(self) -> list[Segment]:
+        """The clause as tracked changes against the wording it replaces.
+
+        Lazy because only the pages and exports that show tracked changes read them: a
+        word diff per changed clause was a tenth of building a large report that, most
+        of the time, nobody reads the consolidated text of. (cached_property writes the
+        instance's __dict__ directly, so it works on a frozen dataclass.)
+        """
+        if self.inserted:
+            return [Segment("insert", self.text)]
+        if self.replaces is None:
+            return [Segment("equal", self.text)]
+        if self.deleted:
+            return [Segment("delete", self.replaces)]
+        return word_diff(self.replaces, self.text)
 
 
 @dataclass(frozen=True)
@@ -314,7 +337,7 @@ def _changed(clause: ClauseText, heading: str, text: str, refs, by_organisers=Fa
             clause.number,
             clause.heading,
             "",
-            [Segment("delete", clause.text)],
+            clause.text,
             list(refs),
             deleted=True,
             by_organisers=by_organisers,
@@ -323,7 +346,7 @@ def _changed(clause: ClauseText, heading: str, text: str, refs, by_organisers=Fa
         clause.number,
         heading or clause.heading,
         text,
-        word_diff(clause.text, text),
+        clause.text,
         list(refs),
         by_organisers=by_organisers,
     )
@@ -396,9 +419,7 @@ def clause_outcomes(
             proposal = proposals[applied[0]]
             body = _changed(clause, proposal.heading or "", proposal.text, applied)
         else:
-            body = ConsolidatedClause(
-                clause.number, clause.heading, clause.text, [Segment("equal", clause.text)]
-            )
+            body = ConsolidatedClause(clause.number, clause.heading, clause.text)
         consolidated = [body]
         for i, ref in enumerate(r for r in inserts if r in proposals):
             letter = chr(ord("A") + i) if i < 26 else str(i + 1)
@@ -408,7 +429,7 @@ def clause_outcomes(
                     f"{clause.number}.{letter}",
                     proposal.heading or "New clause",
                     proposal.text,
-                    [Segment("insert", proposal.text)],
+                    None,
                     [ref],
                     inserted=True,
                 )

@@ -386,6 +386,15 @@ def _cyclic_gc_paused() -> Iterator[None]:
             with _PAUSES_LOCK:
                 _PAUSES -= 1
                 if _PAUSES == 0:
+                    # What the build made is mostly the report, which lives on (kept, or
+                    # until the response is sent): hand it to the oldest generation as it
+                    # is (freeze then unfreeze moves every tracked object there unscanned)
+                    # rather than have the youngest generation's next pass walk all of it
+                    # at once, then the middle one's again. Nothing is made immortal:
+                    # the oldest generation is still collected (its next full pass finds
+                    # any cycle among these), and reference counting frees the rest.
+                    gc.freeze()
+                    gc.unfreeze()
                     gc.enable()
 
 

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from app.disclosure import suppress_small
 from app.outcome import ClauseText, FinalWording, Proposal, clause_outcomes, robustness
 from app.ranking import DEFAULT_RULES, AmendmentTally, Counts, rank
+from app.textdiff import Segment, word_diff
 
 CLAUSES = [
     ClauseText("1", "Accounts", "Keep personal and work accounts apart.", 1),
@@ -129,6 +130,22 @@ def test_final_wording_resolves_a_clause():
 def test_a_leading_deletion_deletes_the_clause():
     result = outcome_of([AmendmentTally("A1", "1", BROAD, "delete")]).clauses[0]
     assert result.consolidated[0].deleted and result.summary == "Deleted by amendment 1"
+
+
+def test_the_tracked_changes_show_each_clause_against_the_wording_it_replaces():
+    tallies = [
+        AmendmentTally("A1", "1", BROAD),
+        AmendmentTally("A2", "1", BROAD, "insert"),
+        AmendmentTally("A3", "2", BROAD, "delete"),
+    ]
+    changed, inserted = outcome_of(tallies).clauses[0].consolidated
+    assert changed.segments == word_diff(CLAUSES[0].text, "New words here. (A1)")
+    assert inserted.segments == [Segment("insert", "A brand new clause. (A2)")]
+    deleted = outcome_of(tallies).clauses[1].consolidated[0]
+    assert deleted.segments == [Segment("delete", CLAUSES[1].text)]
+    kept = outcome_of([]).clauses[0].consolidated[0]
+    assert kept.segments == [Segment("equal", CLAUSES[0].text)]
+    assert changed.segments is changed.segments  # worked out once, then kept
 
 
 @st.composite

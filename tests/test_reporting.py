@@ -91,6 +91,25 @@ def test_the_garbage_collector_runs_again_after_a_report_whatever_happens(seeded
     assert gc.isenabled()
 
 
+def test_what_a_paused_build_leaves_is_still_collected():
+    import gc
+    import weakref
+
+    from app.reporting import _cyclic_gc_paused
+
+    class Node:
+        pass
+
+    with _cyclic_gc_paused():
+        cycle = Node()
+        cycle.self = cycle  # garbage only the cyclic collector can free
+        gone = weakref.ref(cycle)
+        del cycle
+    assert gc.get_freeze_count() == 0  # handed to the oldest generation, not made permanent
+    gc.collect()
+    assert gone() is None
+
+
 def test_the_amendment_tuple_names_the_columns_it_is_read_from():
     from app.reporting import AMENDMENT_COLUMNS, AmendmentColumns
 
