@@ -30,17 +30,32 @@ def paragraphs(text: str) -> list[str]:
     return [p for p in text.split("\n\n") if p.strip()]
 
 
+def _kept_partial(env: jinja2.Environment, template: str, maxsize: int) -> Callable[..., Markup]:
+    """``template`` rendered from keyword values, each rendering kept (a bounded LRU).
+
+    Only for partials that show nothing but the values passed (never who is looking, a
+    CSRF token or the time): the same values always give the same markup.
+    """
+
+    @functools.lru_cache(maxsize=maxsize)
+    def rendered(**values: Any) -> Markup:
+        # Autoescaped by the template, so its output is markup.
+        return Markup(env.get_template(template).render(**values))
+
+    return rendered
+
+
 def _diff_html(env: jinja2.Environment) -> Callable[..., Markup]:
-    """amendments/_diff.html rendered from its values, each rendering kept (bounded LRU).
+    """amendments/_diff.html rendered from its values, each rendering kept.
 
     An amendment's diff depends only on its kind, heading and wording, the clause version's
     wording, the clause number and the chosen view; an edit or a revision is a new key, so a
     kept rendering is never stale. A clause page shows twenty, again and again.
     """
-
     # Bounded by count, and an entry holds two wordings of up to 5,000 characters and their
     # markup: 1,024 keeps a clause page's worth in every view without risking 100 MB.
-    @functools.lru_cache(maxsize=1024)
+    kept = _kept_partial(env, "amendments/_diff.html", 1024)
+
     def diff_html(
         view: str,
         kind: str,
@@ -49,89 +64,52 @@ def _diff_html(env: jinja2.Environment) -> Callable[..., Markup]:
         current_text: str,
         clause_number: str,
     ) -> Markup:
-        # Autoescaped by the template, so its output is markup.
-        return Markup(
-            env.get_template("amendments/_diff.html").render(
-                view=view,
-                kind=kind,
-                proposed_heading=proposed_heading,
-                proposed_text=proposed_text,
-                current_text=current_text,
-                clause_number=clause_number,
-            )
+        return kept(
+            view=view,
+            kind=kind,
+            proposed_heading=proposed_heading,
+            proposed_text=proposed_text,
+            current_text=current_text,
+            clause_number=clause_number,
         )
 
+    diff_html.cache_info = kept.cache_info  # type: ignore[attr-defined]  (what tests count)
     return diff_html
 
 
 def _amendment_text(env: jinja2.Environment) -> Callable[..., Markup]:
-    """amendments/_amendment_text.html of a clause page's row, each rendering kept (bounded LRU).
+    """amendments/_amendment_text.html of a clause page's row, each rendering kept.
 
     An amendment's heading, author label, status, diff and reasons show nothing of who is
     looking: they depend only on the values below, so a kept rendering is right for every
     viewer, and a change to any of them (an edit, a decision, a new display name, a
     revised clause) is a new key. A clause page shows twenty, to everyone, again and again.
     """
-
     # Each entry holds an amendment's markup (with its diff, up to two wordings of 5,000
     # characters): 2,048 keeps a busy clause's pages in every view, within a few tens of MB.
-    @functools.lru_cache(maxsize=2048)
-    def text_html(
-        view: str,
-        clause_number: str,
-        current_version: int,
-        amendment_id: int,
-        author: str,
-        status: str,
-        status_reason: str | None,
-        withheld: bool,
-        kind: str,
-        proposed_heading: str | None,
-        proposed_text: str,
-        rationale: str,
-        target_version: int,
-        target_text: str,
-    ) -> Markup:
-        # Autoescaped by the template, so its output is markup.
-        return Markup(
-            env.get_template("amendments/_amendment_text.html").render(
-                view=view,
-                clause_number=clause_number,
-                current_version=current_version,
-                amendment_id=amendment_id,
-                author=author,
-                status=status,
-                status_reason=status_reason,
-                withheld=withheld,
-                kind=kind,
-                proposed_heading=proposed_heading,
-                proposed_text=proposed_text,
-                rationale=rationale,
-                target_version=target_version,
-                target_text=target_text,
-            )
-        )
+    kept = _kept_partial(env, "amendments/_amendment_text.html", 2048)
 
     def amendment_text(row: Any, view: str, clause_number: str, current_version: int) -> Markup:
         """The text of ``row`` (a queries.AmendmentRow) as the clause page shows it."""
         a = row.amendment
-        return text_html(
-            view,
-            clause_number,
-            current_version,
-            a.id,
-            str(row.author),
-            a.status,
-            a.status_reason,
-            bool(a.withheld),
-            a.kind,
-            a.proposed_heading,
-            a.proposed_text,
-            a.rationale,
-            row.target.version,
-            row.target.text,
+        return kept(
+            view=view,
+            clause_number=clause_number,
+            current_version=current_version,
+            amendment_id=a.id,
+            author=str(row.author),
+            status=a.status,
+            status_reason=a.status_reason,
+            withheld=bool(a.withheld),
+            kind=a.kind,
+            proposed_heading=a.proposed_heading,
+            proposed_text=a.proposed_text,
+            rationale=a.rationale,
+            target_version=row.target.version,
+            target_text=row.target.text,
         )
 
+    amendment_text.cache_info = kept.cache_info  # type: ignore[attr-defined]
     return amendment_text
 
 
