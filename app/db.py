@@ -46,7 +46,7 @@ T = TypeVar("T")
 LOCK_TIMEOUT_SECONDS = 5.0
 
 # The drivers' own errors, raised by statements run on the DB-API connection directly.
-_DRIVER_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
+DRIVER_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
 
 # SQLite result codes (the low byte of an extended code): SQLITE_BUSY, SQLITE_LOCKED.
 _SQLITE_BUSY_CODES = {5, 6}
@@ -116,6 +116,8 @@ def _refuse_if_ended_by_server(dbapi_connection: Any, _record: Any, _proxy: Any)
     without a round trip; SQLAlchemy then replaces the connection (DisconnectionError),
     so no request fails on it (tests/test_operations.py). Like a ping would, a
     connection cut silently by the network is found only by the request that uses it.
+    Anything else the server sends an idle connection unasked (a NOTICE, a parameter
+    change after a configuration reload) also retires it: a new connection, nothing failed.
     """
     try:
         socket = dbapi_connection.pgconn.socket
@@ -152,7 +154,7 @@ def is_busy(error: BaseException) -> bool:
         return True
     if isinstance(error, sa_exc.DBAPIError):
         original = error.orig
-    elif isinstance(error, _DRIVER_ERRORS):
+    elif isinstance(error, DRIVER_ERRORS):
         original = error
     else:
         return False
@@ -320,7 +322,7 @@ def _guarded(
     try:
         with make_session() as session:
             return fn(session, *args, **kwargs)
-    except (sa_exc.DBAPIError, sa_exc.TimeoutError, *_DRIVER_ERRORS) as error:
+    except (sa_exc.DBAPIError, sa_exc.TimeoutError, *DRIVER_ERRORS) as error:
         if is_busy(error):
             # The session's context manager has rolled everything back: nothing half-done.
             raise Busy() from error

@@ -223,6 +223,8 @@ def _below(a: Fraction, a_float: float, b: Fraction, b_float: float) -> bool:
 # below another for the exact order to be below it for certain (see robustness).
 CLIP = float(RATIO_CLIP)
 _MARGIN = 1e-12
+# Far above the smallest normal float (2.2e-308): the estimate's error bound holds here.
+_NORMAL = 1e-300
 
 
 def robustness(
@@ -277,9 +279,10 @@ def robustness(
                 # order settles those without dividing fractions. It is within 4e-16 of
                 # the exact value (three correctly rounded steps), so below the leader's
                 # by more than _MARGIN it is surely below; only the rest are done exactly.
+                # (Not among subnormal floats, where that bound does not hold.)
                 s1, o1 = counts[0] + 1, counts[1] + 1
                 odds = CLIP if s1 >= CLIP * o1 else 1 / CLIP if o1 >= CLIP * s1 else s1 / o1
-                if order_float / odds < target_float * (1 - _MARGIN):
+                if target_float > _NORMAL and order_float / odds < target_float * (1 - _MARGIN):
                     continue
                 order = order / group_odds(counts)
                 order_float = float(order)

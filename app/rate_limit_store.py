@@ -22,11 +22,10 @@ import time
 from limits.storage import Storage
 from sqlalchemy import bindparam, case, delete, select
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
-from app.db import Database
+from app.db import DRIVER_ERRORS, Database
 from app.errors import Busy
 from app.models import RateLimitWindow
 
@@ -37,15 +36,15 @@ SWEEP_ONE_IN = 500
 
 
 @functools.cache
-def _increment_statement(dialect: str):
-    """The upsert of one counter, built once (and compiled once: SQLAlchemy caches it).
+def _increment_statement():
+    """SQLite's upsert of one counter, built once (and compiled once: SQLAlchemy caches it).
 
     Executed with several parameter sets, one per counter, in one transaction. (A
     multi-row VALUES would be one statement, but SQLAlchemy neither caches nor batches
-    it, and compiling it every time costs more than the second round trip.)
+    it, and compiling it every time costs more than the second round trip.) PostgreSQL
+    counts with ``_INCREMENT_POSTGRESQL`` instead.
     """
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(WINDOWS).values(
+    statement = sqlite_insert(WINDOWS).values(
         key=bindparam("key"), hits=bindparam("hits"), expires_at=bindparam("expires_at")
     )
     ended = WINDOWS.c.expires_at <= bindparam("now")
@@ -95,7 +94,7 @@ def _increment(session: Session, counts: list[tuple[str, int, int]]) -> list[int
         row["hits"] += amount
     sweep = random.randrange(SWEEP_ONE_IN) == 0
     if session.get_bind().dialect.name != "postgresql":
-        statement = _increment_statement(session.get_bind().dialect.name)
+        statement = _increment_statement()
         hits = dict(session.connection().execute(statement, list(rows.values())).all())
         if sweep:
             session.execute(delete(WINDOWS).where(WINDOWS.c.expires_at < now))
@@ -154,7 +153,8 @@ class DatabaseStorage(Storage):
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
-        return (sa_exc.SQLAlchemyError, Busy)
+        # The driver's own errors too: PostgreSQL's count runs on the DB-API connection.
+        return (sa_exc.SQLAlchemyError, Busy, *DRIVER_ERRORS)
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         """Add ``amount`` to the counter ``key`` (a new window of ``expiry`` s if it ended)."""

@@ -31,6 +31,7 @@ import time
 from collections.abc import Awaitable, Callable
 from functools import wraps
 
+import anyio
 from limits import RateLimitItem
 from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
@@ -188,7 +189,9 @@ def rate_limited(
                 pending = request.state.rate_count
                 if pending is not None:
                     request.state.rate_count = None
-                    await run_in_threadpool(pending)
+                    # Shielded: a client that hangs up must not skip the count of its post.
+                    with anyio.CancelScope(shield=True):
+                        await run_in_threadpool(pending)
 
         return limited
 

@@ -229,7 +229,7 @@ LIVE_STALE_FACTOR = 10
 LIVE_MAX_AGE = 60.0
 # A kept live report older than this is not served even while its recount runs: the
 # request counts afresh itself (only when recounts keep failing, or wait behind others).
-LIVE_STALE_LIMIT = 600.0
+LIVE_STALE_LIMIT = 2 * LIVE_MAX_AGE
 # One live count at a time per process, in a request or in the background.
 _LIVE_BUILD_LOCK = threading.Lock()
 # Guards _LIVE and _RECOUNT, only ever briefly (never held while counting).

@@ -134,7 +134,9 @@ class VoteCast:
 
     ``supports`` and ``opposes`` are the amendment's counts after the vote, read only
     when the consultation shows results to participants (0 otherwise). ``voter`` is the
-    voter's account as read under the vote's locks.
+    voter's account as read under the vote's locks. The amendment, consultation and
+    voter are detached, read-only copies (app.vote_sql reads them as rows): to change
+    one, load it in a session.
     """
 
     amendment: Amendment
