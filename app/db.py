@@ -1,13 +1,15 @@
 """Database engines, sessions, the migrations runner, and how lock contention is reported.
 
-Reads and writes go through different doors. ``run``/``call``/``session`` begin a
-deferred transaction: right for reads, which in SQLite's WAL mode never wait for a
-writer. ``write``/``write_call``/``write_session`` are for transactions that will
-write: on SQLite they begin with ``BEGIN IMMEDIATE``, taking the single write lock
-before the first read, so that two writers queue (within the busy timeout) instead
-of both reading and then one being refused the upgrade to a write lock, which
-SQLite does at once whatever the timeout. On PostgreSQL both doors are the same
-engine; services serialise on rows (``SELECT ... FOR SHARE / FOR UPDATE``) instead.
+Reads and writes go through different doors. ``call``/``session`` begin a deferred
+transaction: right for reads, which in SQLite's WAL mode never wait for a writer.
+``run``, the web's road to a read, goes further (``read_session``): on PostgreSQL it
+reads outside any transaction, and it can never write. ``write``/``write_call``/
+``write_session`` are for transactions that will write: on SQLite they begin with
+``BEGIN IMMEDIATE``, taking the single write lock before the first read, so that two
+writers queue (within the busy timeout) instead of both reading and then one being
+refused the upgrade to a write lock, which SQLite does at once whatever the timeout.
+On PostgreSQL both doors are the same engine; services serialise on rows
+(``SELECT ... FOR SHARE / FOR UPDATE``) instead.
 
 A lock that cannot be had within the timeout becomes ``Busy`` (503, try again),
 never a 500.
@@ -22,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio.to_thread
 import psycopg
 from alembic import command
 from alembic.config import Config
@@ -29,6 +32,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError
+from anyio.lowlevel import RunVar
 from sqlalchemy import Engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
@@ -44,6 +48,13 @@ T = TypeVar("T")
 # enough for a queue of a few hundred short vote transactions to drain, short enough
 # that nobody stares at a spinner: the SQLite busy timeout and PostgreSQL lock_timeout.
 LOCK_TIMEOUT_SECONDS = 5.0
+
+# Connections each process keeps to PostgreSQL, and worker threads it gives to reads at
+# once. Reads are a few short statements between stretches of Python that hold the GIL:
+# more threads than this only take turns at the GIL (measured: 40 threads served the
+# clause page a fifth slower than 4 and spent half the CPU in the kernel switching them).
+POOL_SIZE = 15
+READ_THREADS = 6
 
 # The drivers' own errors, raised by statements run on the DB-API connection directly.
 DRIVER_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
@@ -101,7 +112,10 @@ def make_engine(url: str, lock_timeout: float | None = None) -> Engine:
         options["connect_args"] = {"options": f"-c lock_timeout={int(lock_timeout * 1000)}"}
         options["pool_timeout"] = lock_timeout
     # Modest: several web processes, the CLI and the test suite share max_connections.
-    engine = create_engine(url, pool_size=5, max_overflow=10, **options)
+    # No overflow: an overflow connection is closed whenever the pool already has
+    # pool_size idle ones, which under a steady load happened every few requests, each
+    # time starting a new PostgreSQL backend (milliseconds of its CPU) for a moment's use.
+    engine = create_engine(url, pool_size=POOL_SIZE, max_overflow=0, **options)
     # Instead of pool_pre_ping, which costs a round trip at every checkout (every request).
     event.listen(engine, "checkout", _refuse_if_ended_by_server)
     return engine
@@ -281,10 +295,26 @@ class Database:
         # Nor does an in-memory SQLite database, which a second engine would not share.
         separate = url.startswith("sqlite") and not _in_memory(url)
         self.write_engine = make_write_engine(url, lock_timeout) if separate else self.engine
+        # PostgreSQL reads need no transaction: at READ COMMITTED each statement takes its
+        # own snapshot in or out of one, so a read-only BEGIN ... ROLLBACK bought nothing
+        # but two round trips, and psycopg forgets its prepared statements at every
+        # ROLLBACK, so each page's statements were parsed and planned afresh every time
+        # (about 3 ms of PostgreSQL's CPU for a clause page). Same pool, same connections.
+        postgres = url.startswith("postgresql")
+        self.read_engine = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT") if postgres else self.engine
+        )
 
     def session(self) -> Session:
         """A new session (deferred BEGIN); objects stay readable after commit."""
         return Session(self.engine, expire_on_commit=False)
+
+    def read_session(self) -> Session:
+        """A new session for reading only: out of any transaction on PostgreSQL (see
+        ``__init__``), a deferred one on SQLite (a consistent snapshot for free). It
+        refuses to write (ReadOnlySession), since on PostgreSQL a write would be
+        committed at once, statement by statement."""
+        return ReadOnlySession(self.read_engine, expire_on_commit=False)
 
     def write_session(self) -> Session:
         """A new session whose transactions hold the write lock from their first statement."""
@@ -301,9 +331,15 @@ class Database:
         """Run ``fn(session, *args, **kwargs)`` in a fresh write session; Busy on lock timeout."""
         return _guarded(self.write_session, fn, args, kwargs)
 
+    def read_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(session, *args, **kwargs)`` in a fresh read session (``read_session``)."""
+        return _guarded(self.read_session, fn, args, kwargs)
+
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Like ``call``, in a worker thread so that the database never blocks the event loop."""
-        return await run_in_threadpool(self.call, fn, *args, **kwargs)
+        """Like ``read_call``, in a worker thread so that the database never blocks the
+        event loop; at most READ_THREADS at once per process (see there why)."""
+        call = functools.partial(self.read_call, fn, *args, **kwargs)
+        return await anyio.to_thread.run_sync(call, limiter=_read_threads())
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Like ``write_call``, in a worker thread so that waiting for the lock never blocks."""
@@ -314,6 +350,33 @@ class Database:
         self.engine.dispose()
         if self.write_engine is not self.engine:
             self.write_engine.dispose()
+
+
+# One limiter per event loop, as anyio keeps its default one (a limiter belongs to a loop).
+_READ_THREADS: RunVar[anyio.CapacityLimiter] = RunVar("redline_read_threads")
+
+
+def _read_threads() -> anyio.CapacityLimiter:
+    try:
+        return _READ_THREADS.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(READ_THREADS)
+        _READ_THREADS.set(limiter)
+        return limiter
+
+
+class ReadOnlySession(Session):
+    """A session that refuses to flush: what ``Database.read_session`` gives.
+
+    Reading code that changed a loaded object (to show it differently, say) would
+    otherwise write it at the next query's autoflush, and on PostgreSQL, where reads run
+    outside a transaction, that write would stay. Raising makes the mistake loud.
+    """
+
+
+@event.listens_for(ReadOnlySession, "before_flush")
+def _refuse_to_write(session: Session, _context: Any, _instances: Any) -> None:
+    raise RuntimeError("a read session was asked to write: use Database.write/write_call")
 
 
 def _guarded(

@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
@@ -459,3 +460,44 @@ def test_connections_postgresql_ended_between_requests_fail_no_request(seeded):
         assert vote("oppose") == 200
         assert client.get(CLAUSE).status_code == 200
         assert vote("withdraw") == 200
+
+
+def test_connections_a_read_session_refuses_to_write(seeded):
+    """The web's reads (``Database.run``) cannot write, even by an autoflush: on
+    PostgreSQL they run outside a transaction, where a write would stay."""
+
+    def rename(session):
+        consultation = session.exec(select(Consultation)).first()
+        consultation.title = "Changed while reading"
+        session.exec(select(Consultation.id)).all()  # autoflush
+
+    with pytest.raises(RuntimeError, match="read session was asked to write"):
+        seeded.read_call(rename)
+    titles = seeded.call(lambda s: s.exec(select(Consultation.title)).all())
+    assert "Changed while reading" not in titles
+
+
+# PostgreSQL only: prepared statements and transactions on the server are what is tested.
+@pytest.mark.parametrize("database_url", [ENGINES[1]], indirect=True)
+def test_connections_postgresql_reads_keep_their_statements_prepared(seeded):
+    """A read opens no transaction, and a statement read often enough stays prepared on
+    its connection from one read to the next (psycopg drops them all at a ROLLBACK)."""
+    statement = select(Consultation.slug).where(Consultation.status == "open")
+
+    def read(session):
+        session.exec(statement).all()
+        connection = session.connection()
+        idle = connection.connection.dbapi_connection.info.transaction_status
+        prepared = connection.execute(
+            text(
+                "SELECT count(*) FROM pg_prepared_statements"
+                " WHERE strpos(statement, 'consultation.slug') > 0"
+                " AND strpos(statement, 'pg_prepared_statements') = 0"
+            )
+        ).scalar_one()
+        return idle == psycopg.pq.TransactionStatus.IDLE, prepared
+
+    # The pool hands the same idle connection back each time: one connection's counts.
+    seen = [tuple(seeded.read_call(read)) for _ in range(8)]
+    assert all(outside for outside, _ in seen), "a read began a transaction"
+    assert seen[-1][1] == 1 and seen[-2][1] == 1, seen
