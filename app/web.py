@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +79,27 @@ def _diff_html(env: jinja2.Environment) -> Callable[..., Markup]:
     return diff_html
 
 
+def _text_values(row: Any, view: str, clause_number: str, current_version: int) -> dict:
+    """Everything amendments/_amendment_text.html shows of ``row`` (a queries.AmendmentRow)."""
+    a = row.amendment
+    return {
+        "view": view,
+        "clause_number": clause_number,
+        "current_version": current_version,
+        "amendment_id": a.id,
+        "author": str(row.author),
+        "status": a.status,
+        "status_reason": a.status_reason,
+        "withheld": bool(a.withheld),
+        "kind": a.kind,
+        "proposed_heading": a.proposed_heading,
+        "proposed_text": a.proposed_text,
+        "rationale": a.rationale,
+        "target_version": row.target.version,
+        "target_text": row.target.text,
+    }
+
+
 def _amendment_text(env: jinja2.Environment) -> Callable[..., Markup]:
     """amendments/_amendment_text.html of a clause page's row, each rendering kept.
 
@@ -91,26 +114,63 @@ def _amendment_text(env: jinja2.Environment) -> Callable[..., Markup]:
 
     def amendment_text(row: Any, view: str, clause_number: str, current_version: int) -> Markup:
         """The text of ``row`` (a queries.AmendmentRow) as the clause page shows it."""
-        a = row.amendment
-        return kept(
-            view=view,
-            clause_number=clause_number,
-            current_version=current_version,
-            amendment_id=a.id,
-            author=str(row.author),
-            status=a.status,
-            status_reason=a.status_reason,
-            withheld=bool(a.withheld),
-            kind=a.kind,
-            proposed_heading=a.proposed_heading,
-            proposed_text=a.proposed_text,
-            rationale=a.rationale,
-            target_version=row.target.version,
-            target_text=row.target.text,
-        )
+        return kept(**_text_values(row, view, clause_number, current_version))
 
     amendment_text.cache_info = kept.cache_info  # type: ignore[attr-defined]
     return amendment_text
+
+
+def _signed_out_amendment(env: jinja2.Environment) -> Callable[..., Markup]:
+    """amendments/_amendment.html as someone not signed in sees it, each rendering kept.
+
+    Signed out, an amendment shows its text (amendment_text's values), its counts when
+    results are visible, and no form: nothing of who is looking, no CSRF token. So a
+    rendering is kept under those values and the counts, and a vote (new counts), an
+    edit or a decision is a new key. Most of a clause page's readers are not signed in.
+    """
+    template = env.get_template("amendments/_amendment.html")
+    kept: OrderedDict[tuple, Markup] = OrderedDict()
+    lock = threading.Lock()
+    # As amendment_text's entries, with the markup around them.
+    maxsize = 2048
+
+    def signed_out_amendment(
+        row: Any, view: str, clause_number: str, current_version: int, consultation: Any
+    ) -> Markup:
+        """``row`` (a queries.AmendmentRow) as _amendment.html shows it to no one signed in."""
+        visible = results_visible(consultation.status, consultation.live_results)
+        values = _text_values(row, view, clause_number, current_version)
+        key = (
+            *values.values(),
+            visible,
+            row.supports if visible else 0,
+            row.opposes if visible else 0,
+        )
+        with lock:
+            markup = kept.get(key)
+            if markup is not None:
+                kept.move_to_end(key)
+                return markup
+        # refusal: _amendment.html shows a refusal only to someone signed in, and the
+        # form only to someone without one; signed out, there is always one (sign in).
+        markup = Markup(
+            template.render(
+                row=row,
+                view=view,
+                clause_number=clause_number,
+                current_version=current_version,
+                consultation=consultation,
+                user=None,
+                refusal="signed out",
+            )
+        )
+        with lock:
+            kept[key] = markup
+            while len(kept) > maxsize:
+                kept.popitem(last=False)
+        return markup
+
+    return signed_out_amendment
 
 
 @dataclass(frozen=True)
@@ -203,6 +263,7 @@ def make_templates() -> Jinja2Templates:
     env.globals["diff_html"] = _diff_html(env)
     env.globals["page_shell"] = _page_shell(env)
     env.globals["amendment_text"] = _amendment_text(env)
+    env.globals["signed_out_amendment"] = _signed_out_amendment(env)
     env.globals["wording_fingerprint"] = wording_fingerprint
     env.globals["CSRF_FIELD"] = CSRF_FIELD
     env.globals["results_visible"] = results_visible

@@ -57,3 +57,31 @@ def test_diffs_are_computed_once_and_follow_an_edit(client, seeded):
     seeded.write_call(edit_amendment, user_id(seeded, AUTHOR), amendment.id, EDITED)
     card = amendment_html(client.get(f"{CLAUSE}/6").text, amendment.id)
     assert "four" in card and "two working hours" not in card
+
+
+def test_signed_out_readers_get_a_kept_article_that_follows_votes_and_decisions(client, seeded):
+    """Signed out, an amendment's article is kept rendered; it is the template's own
+    rendering, and a vote (new counts) or a change of status is a new one at once."""
+    from app.services import cast_vote
+    from tests.test_amendment_editing import VOTER
+    from tests.test_pages import set_consultation, sign_in
+
+    set_consultation(seeded, live_results=True)
+    amendment = propose(seeded, AUTHOR, clause="6")
+    supports = f'id="vote-{amendment.id}-supports">'
+    first = amendment_html(client.get(f"{CLAUSE}/6").text, amendment.id)
+    assert supports + "0<" in first
+    assert "<form" not in first and "csrf" not in first.lower()
+    assert amendment_html(client.get(f"{CLAUSE}/6").text, amendment.id) == first
+
+    seeded.write_call(cast_vote, user_id(seeded, VOTER), amendment.id, "support")
+    assert supports + "1<" in amendment_html(client.get(f"{CLAUSE}/6").text, amendment.id)
+
+    set_consultation(seeded, live_results=False)
+    hidden = amendment_html(client.get(f"{CLAUSE}/6").text, amendment.id)
+    assert "Vote counts are hidden" in hidden and supports not in hidden
+
+    # Signed in, the same amendment comes with the vote form, never a kept article.
+    sign_in(client, seeded, VOTER)
+    signed_in = amendment_html(client.get(f"{CLAUSE}/6").text, amendment.id)
+    assert "Your vote: <strong>support</strong>" in signed_in and "<form" in signed_in
