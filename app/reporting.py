@@ -469,33 +469,46 @@ def _build_report(session: Session, consultation: Consultation) -> Report:
     voters = None if frozen else voters_by_organisation(session, consultation.id)
     amendments, listed = _amendments(session, consultation.id)
     ranked = rank(tallies(session, consultation, listed, voters), rules)
-    texts = [ClauseText(*clause) for clause in clause_texts(session, consultation.id)]
+    clauses = [ClauseText(*clause) for clause in clause_texts(session, consultation.id)]
     # clause_outcomes reads a proposal only for an amendment that carries (a leading
     # change, an adopted new clause) or that organisers decided on (and decisions only to
-    # know whether there are any): the rest, nearly all of a large report, need none.
-    # Their wording is read for them alone (a few per cent of a large report's amendments).
+    # know whether there are any): the rest, nearly all of a large report, need none. It
+    # reads the wording of just those it applies, through proposed_texts.
     decided = {ref for ref, a in amendments.items() if a.status in DECISIONS}
-    proposed = [r for r in ranked if r.carries or r.ref in decided]
-    wording_of = wordings(session, (amendments[r.ref].id for r in proposed))
     proposals = {}
-    for r in proposed:
-        a = amendments[r.ref]
-        text = wording_of[a.id].proposed_text
-        proposals[r.ref] = Proposal(
-            ref=r.ref,
-            clause_ref=r.clause_ref,
-            kind=r.kind,
-            heading=a.proposed_heading,
+    for r in ranked:
+        if r.carries or r.ref in decided:
+            a = amendments[r.ref]
+            proposals[r.ref] = Proposal(
+                ref=r.ref,
+                clause_ref=r.clause_ref,
+                kind=r.kind,
+                heading=a.proposed_heading,
+                text=None,
+                target_version=a.version,
+                decision=a.status if a.status in DECISIONS else None,
+            )
+
+    def proposed_texts(refs: Sequence[str]) -> dict[str, str]:
+        found = wordings(session, (amendments[ref].id for ref in refs))
+        shown = {}
+        for ref in refs:
+            a = amendments[ref]
+            text = found[a.id].proposed_text
             # Text a moderator withheld after closing stays out of every output.
-            text=WITHHELD_TEXT if a.withheld and text else text,
-            target_version=a.version,
-            decision=a.status if a.status in DECISIONS else None,
-        )
+            shown[ref] = WITHHELD_TEXT if a.withheld and text else text
+        return shown
+
     outcome = clause_outcomes(
-        ranked, texts, proposals, _final_wordings(session, consultation.id), rules
+        ranked,
+        clauses,
+        proposals,
+        _final_wordings(session, consultation.id),
+        rules,
+        texts=proposed_texts,
     )
     facts = facts_by_ref(outcome).get
-    clause_of = {t.number: t for t in texts}.get
+    clause_of = {t.number: t for t in clauses}.get
     make = tuple.__new__  # ReportRow's fields in order
     rows = [
         make(ReportRow, (r, amendments[r.ref], clause_of(r.clause_ref), *facts(r.ref, _NO_FACTS)))
