@@ -21,7 +21,7 @@ from datetime import datetime
 from itertools import islice
 from typing import NamedTuple
 
-from sqlalchemy import Engine, and_, case, func
+from sqlalchemy import Engine, and_, bindparam, case, func
 from sqlmodel import Session, col, select
 
 from app.disclosure import disclose
@@ -223,22 +223,24 @@ class Wording(NamedTuple):
 # session of the caller's choosing: an export's may open a short one per chunk).
 WordingReader = Callable[[Sequence[int]], Mapping[int, Wording]]
 
-# Amendments whose wording is read per statement: a bound parameter each, well under
-# SQLite's oldest limit of 999 per statement.
+# Amendments whose wording is read per statement (and held at once by with_wordings).
 WORDING_CHUNK = 500
 
 
 def wordings(session: Session, amendment_ids: Iterable[int]) -> dict[int, Wording]:
     """The ``Wording`` of each of the amendments ``amendment_ids``, by id."""
-    ids = list(amendment_ids)
+    ids = [int(amendment_id) for amendment_id in amendment_ids]
     found: dict[int, Wording] = {}
     make = tuple.__new__  # Wording's fields in order
     for start in range(0, len(ids), WORDING_CHUNK):
+        # The ids (integers) are written into the statement rather than bound one
+        # parameter each: half the cost on both engines, and no limit on parameters.
+        chosen = bindparam("ids", ids[start : start + WORDING_CHUNK], literal_execute=True)
         rows = (
             session.connection()
             .execute(
                 select(Amendment.id, Amendment.proposed_text, Amendment.rationale).where(
-                    col(Amendment.id).in_(ids[start : start + WORDING_CHUNK])
+                    col(Amendment.id).in_(chosen)
                 )
             )
             .all()
