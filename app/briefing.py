@@ -33,7 +33,7 @@ from app.disclosure import disclose_beside_public_total
 from app.models import AuditEntry, Consultation
 from app.numbers import is_whole_number
 from app.ranking import OTHER, SMALL_NUMBER, natural_key
-from app.reporting import OTHER_LABEL, Report, ReportRow
+from app.reporting import OTHER_LABEL, Report, ReportRow, Wording, WordingReader, with_wordings
 from app.sheets import Column, Sheet
 from app.summary import AMENDMENT_FIELDS, amendment_facts, clause_line
 
@@ -124,8 +124,9 @@ def _in_clause_order(report: Report, orders: dict[str, int]) -> list[ReportRow]:
     return sorted(report.rows, key=lambda row: (orders[row.ranked.clause_ref], row.ranked.rank))
 
 
-def record(row: ReportRow) -> dict:
-    """One report row as plain values, in COLUMNS order (figures as app.summary states them).
+def record(row: ReportRow, wording: Wording) -> dict:
+    """One report row and its amendment's wording as plain values, in COLUMNS order
+    (figures as app.summary states them).
 
     The CSV and JSON exports write these values; the workbook starts from them too.
     """
@@ -139,17 +140,19 @@ def record(row: ReportRow) -> dict:
             "decision_reason": (a.status_reason or "") if row.decision else "",
             "author": str(row.author),
             "proposed_heading": "" if a.withheld else a.proposed_heading or "",
-            "proposed_text": WITHHELD if a.withheld else a.proposed_text,
-            "rationale": WITHHELD if a.withheld else a.rationale,
+            "proposed_text": WITHHELD if a.withheld else wording.proposed_text,
+            "rationale": WITHHELD if a.withheld else wording.rationale,
         }
     )
     return values
 
 
-def amendment_values(row: ReportRow, original: str, order: int) -> dict[str, object]:
+def amendment_values(
+    row: ReportRow, wording: Wording, original: str, order: int
+) -> dict[str, object]:
     """One amendment's cells, keyed by machine field (see AMENDMENT_COLUMNS)."""
     r = row.ranked
-    values = record(row)
+    values = record(row, wording)
     values.update(
         {
             "clause": clause_number(r.clause_ref),
@@ -166,12 +169,12 @@ def amendment_values(row: ReportRow, original: str, order: int) -> dict[str, obj
     return values
 
 
-def _amendment_rows(report: Report) -> Iterator[list[object]]:
+def _amendment_rows(report: Report, read: WordingReader) -> Iterator[list[object]]:
     orders = _clause_orders(report)
-    wording = {r.clause.number: r.clause.text for r in report.outcome.clauses}
-    for row in _in_clause_order(report, orders):
+    current = {r.clause.number: r.clause.text for r in report.outcome.clauses}
+    for row, wording in with_wordings(_in_clause_order(report, orders), read):
         ref = row.ranked.clause_ref
-        values = amendment_values(row, wording.get(ref, ""), orders[ref])
+        values = amendment_values(row, wording, current.get(ref, ""), orders[ref])
         yield [values[field] for field, *_ in AMENDMENT_COLUMNS]
 
 
@@ -275,8 +278,11 @@ def _breakdown_rows(report: Report) -> Iterator[list[object]]:
             ]
 
 
-def workbook(report: Report, opened_at: datetime | None = None) -> list[Sheet]:
-    """The sheets of the briefing workbook, their big tables still to be generated."""
+def workbook(report: Report, read: WordingReader, opened_at: datetime | None = None) -> list[Sheet]:
+    """The sheets of the briefing workbook, their big tables still to be generated.
+
+    ``read`` reads the amendments' wording as the Amendments sheet is written.
+    """
     summary = _summary_rows(report, opened_at)
     turnout = _turnout_rows(report)
     return [
@@ -290,7 +296,7 @@ def workbook(report: Report, opened_at: datetime | None = None) -> list[Sheet]:
         Sheet(
             "Amendments",
             [Column(header, width, wrap) for _, header, width, wrap in AMENDMENT_COLUMNS],
-            _amendment_rows(report),
+            _amendment_rows(report, read),
             len(report.rows),
         ),
         Sheet(

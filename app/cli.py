@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import click
@@ -271,7 +272,7 @@ def export_command(ctx: click.Context, slug: str, fmt: str, output: Path | None)
     from app.briefing import opened_at
     from app.exports import export_stream
     from app.queries import consultation_by_slug
-    from app.reporting import build_report
+    from app.reporting import build_report, wordings
     from app.tallies import ballot_rows
 
     settings = _settings(ctx)
@@ -302,7 +303,14 @@ def export_command(ctx: click.Context, slug: str, fmt: str, output: Path | None)
                     output.open("wb") as handle,
                 ):
                     opened = opened_at(session, consultation)
-                    for chunk in export_stream(report, fmt, consultation.ballots_sha256, opened):
+                    chunks = export_stream(
+                        report,
+                        fmt,
+                        consultation.ballots_sha256,
+                        opened,
+                        wordings=partial(wordings, session),
+                    )
+                    for chunk in chunks:
                         handle.write(chunk)
                     bar.update(len(report.rows))
     finally:

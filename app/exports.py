@@ -23,7 +23,7 @@ from datetime import datetime
 from app import final_text, sheets
 from app.briefing import COLUMNS, WITHHELD, record, workbook
 from app.cells import CsvWriter
-from app.reporting import Report
+from app.reporting import Report, WordingReader, with_wordings
 from app.summary import clause_line
 
 __all__ = ["COLUMNS", "FORMATS", "WITHHELD", "export_stream", "record"]
@@ -54,8 +54,16 @@ def csv_stream(rows: Iterable[dict]) -> Iterator[bytes]:
     yield buffer.getvalue().encode("utf-8")
 
 
-def json_stream(report: Report, ballots_sha256: str | None) -> Iterator[bytes]:
-    """The report as one JSON document, written a row at a time; text exactly as written."""
+def records(report: Report, read: WordingReader) -> Iterator[dict]:
+    """The report's rows as the CSV and JSON write them, their wording read by ``read``."""
+    return (record(row, wording) for row, wording in with_wordings(report.rows, read))
+
+
+def json_stream(report: Report, ballots_sha256: str | None, read: WordingReader) -> Iterator[bytes]:
+    """The report as one JSON document, written a row at a time; text exactly as written.
+
+    ``read`` reads the amendments' wording as the rows are written.
+    """
     c = report.consultation
     head = {
         "consultation": {"slug": c.slug, "title": c.title, "status": c.status},
@@ -89,7 +97,7 @@ def json_stream(report: Report, ballots_sha256: str | None) -> Iterator[bytes]:
     text = json.dumps(head, ensure_ascii=False, indent=1)
     yield (text[:-2] + ',\n "amendments": [\n').encode("utf-8")
     first = True
-    for row in (record(r) for r in report.rows):
+    for row in records(report, read):
         yield (("" if first else ",\n") + json.dumps(row, ensure_ascii=False)).encode("utf-8")
         first = False
     yield b"\n ]\n}\n"
@@ -126,17 +134,26 @@ def final_text_of(report: Report) -> final_text.FinalText:
 
 
 def export_stream(
-    report: Report, fmt: str, ballots_sha256: str | None, opened_at: datetime | None = None
+    report: Report,
+    fmt: str,
+    ballots_sha256: str | None,
+    opened_at: datetime | None = None,
+    *,
+    wordings: WordingReader,
 ) -> Iterator[bytes]:
-    """The report in one of FORMATS. ``opened_at`` (from the audit log) dates the workbook."""
+    """The report in one of FORMATS. ``opened_at`` (from the audit log) dates the workbook.
+
+    ``wordings`` reads the amendments' wording (app.reporting.wordings, in a session of
+    the caller's) as the rows are written: the report itself does not hold it.
+    """
     if fmt == "csv":
-        return csv_stream(record(row) for row in report.rows)
+        return csv_stream(records(report, wordings))
     if fmt == "json":
-        return json_stream(report, ballots_sha256)
+        return json_stream(report, ballots_sha256, wordings)
     if fmt == "xlsx":
-        return _spooled(lambda path: sheets.write_xlsx(workbook(report, opened_at), path))
+        return _spooled(lambda path: sheets.write_xlsx(workbook(report, wordings, opened_at), path))
     if fmt == "ods":
-        return _spooled(lambda path: sheets.write_ods(workbook(report, opened_at), path))
+        return _spooled(lambda path: sheets.write_ods(workbook(report, wordings, opened_at), path))
     if fmt == "odt":
         return _spooled(lambda path: final_text.write_odt(final_text_of(report), path))
     if fmt == "docx":

@@ -14,7 +14,7 @@ is marked unresolved until an organiser writes its final wording.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cached_property
@@ -57,9 +57,14 @@ class Proposal(NamedTuple):
     clause_ref: str
     kind: str  # "change", "delete" or "insert"
     heading: str | None
-    text: str
+    # None where the wording is read only for the proposals applied (clause_outcomes' texts).
+    text: str | None
     target_version: int = 1
     decision: str | None = None  # "accepted" or "rejected"
+
+
+# Reads the proposed wording of the amendments with the given references, by reference.
+TextReader = Callable[[Sequence[str]], Mapping[str, str]]
 
 
 @dataclass(frozen=True)
@@ -361,11 +366,15 @@ def clause_outcomes(
     proposals: Mapping[str, Proposal] | None = None,
     final_wordings: Iterable[FinalWording] = (),
     rules: Rules = DEFAULT_RULES,
+    texts: TextReader | None = None,
 ) -> Outcome:
     """The outcome per clause and the consolidated text, one ``ClauseResult`` per clause.
 
     Without ``proposals`` (as from a ballot file alone) the vote-based outcome is
-    complete but the consolidated text keeps every clause's current wording.
+    complete but the consolidated text keeps every clause's current wording. ``texts``,
+    where given, reads the wording of just the proposals the consolidated text applies,
+    once for all of them (a large report's other proposals need none); without it,
+    each proposal's own ``text`` is used.
     """
     proposals = proposals or {}
     finals = {f.clause_ref: f for f in final_wordings}
@@ -373,7 +382,9 @@ def clause_outcomes(
     by_clause: dict[str, list[RankedAmendment]] = {c.number: [] for c in clauses}
     for amendment in sorted(ranked, key=attrgetter("rank")):
         by_clause.setdefault(amendment.clause_ref, []).append(amendment)
-    results = []
+    # First what each clause's outcome is; then its consolidated text, once the wording
+    # of every proposal applied has been read at once.
+    decided = []
     for clause in clauses:
         amendments = by_clause.get(clause.number, [])
         changes = [a for a in amendments if a.kind in COMPETING]
@@ -390,7 +401,6 @@ def clause_outcomes(
                 if a.ref in proposals and proposals[a.ref].decision == "accepted"
             ]
             if final is not None:
-                body = _changed(clause, final.heading, final.text, final.refs, by_organisers=True)
                 applied = list(final.refs)
             elif len(accepted) > 1:
                 unresolved = (
@@ -415,40 +425,53 @@ def clause_outcomes(
             if leader is not None and leader.ref in proposals:
                 applied = [leader.ref]
             inserts = [q.amendment.ref for q in questions if q.adopted]
+        result = {
+            "clause": clause,
+            "leading": leader,
+            "runner_up": runner_up,
+            "too_close_to_call": close,
+            "robustness": robust,
+            "new_clauses": questions,
+            "applied": applied,
+            "final_wording": final if uses_decisions else None,
+            "unresolved": unresolved,
+        }
+        written = final if final is not None and uses_decisions else None  # by the organisers
+        changed_by = applied[0] if applied and written is None else None
+        decided.append((result, written, changed_by, [r for r in inserts if r in proposals]))
 
-        if final is not None and uses_decisions:
-            pass  # body set above
-        elif applied:
-            proposal = proposals[applied[0]]
-            body = _changed(clause, proposal.heading or "", proposal.text, applied)
+    needed = [
+        ref
+        for _, _, changed_by, inserted in decided
+        for ref in (changed_by, *inserted)
+        if ref is not None
+    ]
+    if texts is not None:
+        text_of = texts(needed) if needed else {}
+    else:
+        text_of = {ref: proposals[ref].text for ref in needed}
+    results = []
+    for result, written, changed_by, inserted in decided:
+        clause = result["clause"]
+        if written is not None:
+            body = _changed(clause, written.heading, written.text, written.refs, by_organisers=True)
+        elif changed_by is not None:
+            heading = proposals[changed_by].heading or ""
+            body = _changed(clause, heading, text_of[changed_by], result["applied"])
         else:
             body = ConsolidatedClause(clause.number, clause.heading, clause.text)
         consolidated = [body]
-        for i, ref in enumerate(r for r in inserts if r in proposals):
+        for i, ref in enumerate(inserted):
             letter = chr(ord("A") + i) if i < 26 else str(i + 1)
-            proposal = proposals[ref]
             consolidated.append(
                 ConsolidatedClause(
                     f"{clause.number}.{letter}",
-                    proposal.heading or "New clause",
-                    proposal.text,
+                    proposals[ref].heading or "New clause",
+                    text_of[ref],
                     None,
                     [ref],
                     inserted=True,
                 )
             )
-        results.append(
-            ClauseResult(
-                clause=clause,
-                leading=leader,
-                runner_up=runner_up,
-                too_close_to_call=close,
-                robustness=robust,
-                new_clauses=questions,
-                applied=applied,
-                final_wording=final if uses_decisions else None,
-                unresolved=unresolved,
-                consolidated=consolidated,
-            )
-        )
+        results.append(ClauseResult(**result, consolidated=consolidated))
     return Outcome(results, uses_decisions)

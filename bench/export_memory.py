@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+from functools import partial
 
 from app import ballots
 from app.db import Database
 from app.exports import export_stream
 from app.queries import consultation_by_slug
-from app.reporting import build_report
+from app.reporting import build_report, wordings
 from app.tallies import ballot_rows
 
 
@@ -32,7 +33,12 @@ def main(url: str, fmt: str) -> None:
         if fmt == "ballots":
             chunks = ballots.csv_lines(ballot_rows(session, consultation))
         else:
-            chunks = export_stream(build_report(session, consultation), fmt, None)
+            chunks = export_stream(
+                build_report(session, consultation),
+                fmt,
+                None,
+                wordings=partial(wordings, session),
+            )
         for chunk in chunks:
             sink.write(chunk)
             written += len(chunk)

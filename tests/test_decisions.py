@@ -20,7 +20,7 @@ from app import organising
 from app.db import Database
 from app.models import Amendment, AuditEntry, Clause, Consultation, User
 from app.queries import consultation_by_slug, shuffle_key
-from app.reporting import Report
+from app.reporting import Report, wordings
 from tests.test_report_agreement import (
     DEMO,
     Spec,
@@ -267,7 +267,7 @@ def test_an_empty_final_wording_deletes_the_clause(database):
     assert result.consolidated[0].deleted
     assert "4" not in clean_text(page)
     assert "final wording by the organisers: clause deleted" in page
-    assert_text_matches_table(report, page)
+    assert_text_matches_table(database, report, page)
 
 
 def test_publishing_with_an_unresolved_clause_is_refused(seeded):
@@ -295,7 +295,7 @@ def test_publishing_with_an_unresolved_clause_is_refused(seeded):
         assert consultation.status == "closed"
         page = client.get(f"/consultations/{DEMO}/report").text
         assert "Unresolved" in decided_column(page)["7"]
-        assert_text_matches_table(report, page)
+        assert_text_matches_table(seeded, report, page)
         # Writing the final wording resolves it; then the outcome can be published.
         saved = post(
             client,
@@ -343,9 +343,10 @@ def normalise(text: str) -> str:
     return "\n\n".join(" ".join(p.split()) for p in text.split("\n\n") if p.strip())
 
 
-def assert_text_matches_table(report: Report, page: str | None = None) -> None:
+def assert_text_matches_table(database: Database, report: Report, page: str | None = None) -> None:
     """For every clause, the consolidated text is what the outcome table says it is."""
-    proposals = {row.ranked.ref: row.amendment for row in report.rows}
+    wording = database.call(wordings, (row.amendment.id for row in report.rows))
+    proposals = {row.ranked.ref: wording[row.amendment.id] for row in report.rows}
     for result in report.outcome.clauses:
         body, inserted = result.consolidated[0], result.consolidated[1:]
         summary = result.summary
@@ -475,7 +476,7 @@ def test_the_consolidated_text_is_what_the_outcome_table_says(database, scenario
         page = client.get(f"/consultations/{slug}/report").text
     report = report_of(database, slug)
     assert report.uses_decisions == (decisions != "none")
-    assert_text_matches_table(report, page)
+    assert_text_matches_table(database, report, page)
     summaries = {r.summary.split(" by ")[0] for r in report.outcome.clauses}
     if scenario == "generated" and decisions == "none":
         assert {"Changed", "Current wording stands"} <= summaries

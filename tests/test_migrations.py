@@ -181,3 +181,21 @@ def test_upgrading_freezes_the_ballots_of_consultations_already_closed(database_
     assert {(r[0], r[2]) for r in rows} == {("A1", "change"), ("A2", "delete"), ("A3", "insert")}
     # Org C had 2 voters: recoded as "other" at the moment of freezing.
     assert {r[4] for r in rows} == {"Org A", "Org B", "other", ""}
+
+
+def test_the_report_index_comes_with_its_revision_and_goes_with_its_downgrade(database_url):
+    """Revision 0010: the report's index on a consultation's amendments by status."""
+
+    def amendment_indexes() -> dict[str, list[str]]:
+        engine = make_engine(database_url)
+        with engine.connect() as connection:
+            found = inspect(connection).get_indexes("amendment")
+        engine.dispose()
+        return {index["name"]: index["column_names"] for index in found}
+
+    columns = ["consultation_id", "status", "id", "author_id"]
+    assert amendment_indexes()["ix_amendment_consultation_status"] == columns
+    downgrade(database_url, "0009")
+    assert "ix_amendment_consultation_status" not in amendment_indexes()
+    migrate(database_url)
+    assert amendment_indexes()["ix_amendment_consultation_status"] == columns

@@ -195,6 +195,30 @@ def test_the_consolidated_text_always_says_what_the_table_says(case):
         assert inserted == expected
 
 
+@given(consultations(), st.booleans())
+def test_wording_read_apart_is_read_once_for_just_what_is_applied(case, with_final):
+    """With ``texts`` (app.reporting), the same outcome, asking only for the wording applied."""
+    tallies, decisions = case
+    proposals = proposals_for(tallies, **decisions)
+    finals = [FinalWording("2", "Organisers' heading", "Organisers' words.")] if with_final else []
+    asked = []
+
+    def texts(refs):
+        asked.append(list(refs))
+        return {ref: proposals[ref].text for ref in refs}
+
+    without_text = {ref: p._replace(text=None) for ref, p in proposals.items()}
+    read_apart = clause_outcomes(rank(tallies), CLAUSES, without_text, finals, texts=texts)
+    assert read_apart == clause_outcomes(rank(tallies), CLAUSES, proposals, finals)
+    applied = [
+        ref
+        for c in read_apart.consolidated
+        if not c.by_organisers and c.replaces is not None or c.inserted
+        for ref in c.amendments
+    ]
+    assert asked == ([applied] if applied else [])
+
+
 def test_small_numbers_are_suppressed():
     assert suppress_small(4) == "fewer than 5" and suppress_small(5) == 5
 

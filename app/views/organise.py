@@ -18,7 +18,7 @@ from app.errors import Conflict, InvalidInput, NotFound
 from app.input_rules import FORM_RULES, field_problems
 from app.models import Amendment
 from app.numbers import is_whole_number
-from app.reporting import build_report
+from app.reporting import build_report, wordings
 from app.web import form_fields, london_time, redirect, render
 
 
@@ -414,13 +414,20 @@ async def decisions(request: Request, errors: dict | None = None) -> Response:
 
     def load(session):
         consultation = queries.consultation_by_slug(session, slug, include_drafts=True)
-        return build_report(session, consultation)
+        report = build_report(session, consultation)
+        # The page shows every ranked amendment's wording.
+        return report, wordings(session, (row.amendment.id for row in report.rows))
 
-    report = await request.app.state.database.run(load)
+    report, wording = await request.app.state.database.run(load)
     return await render(
         request,
         "organise/decisions.html",
-        {"consultation": report.consultation, "report": report, "errors": errors or {}},
+        {
+            "consultation": report.consultation,
+            "report": report,
+            "wording": wording,
+            "errors": errors or {},
+        },
         status_code=422 if errors else 200,
     )
 
@@ -452,17 +459,19 @@ async def _final_wording_context(request: Request, form: dict | None, errors: di
 
     def load(session):
         consultation = queries.consultation_by_slug(session, slug, include_drafts=True)
-        return build_report(session, consultation)
+        report = build_report(session, consultation)
+        rows = [
+            row
+            for row in report.rows
+            if row.ranked.clause_ref == number and row.ranked.kind in ("change", "delete")
+        ]
+        # The wording of this clause's changes and deletions only: the page shows no other.
+        return report, rows, wordings(session, (row.amendment.id for row in rows))
 
-    report = await request.app.state.database.run(load)
+    report, rows, wording = await request.app.state.database.run(load)
     result = next((r for r in report.outcome.clauses if r.clause.number == number), None)
     if result is None:
         raise NotFound(f"There is no clause {number} in this consultation.")
-    rows = [
-        row
-        for row in report.rows
-        if row.ranked.clause_ref == number and row.ranked.kind in ("change", "delete")
-    ]
     if form is None:
         chosen = [row for row in rows if row.decision == "accepted"] or [
             row for row in rows if row.leading
@@ -473,7 +482,9 @@ async def _final_wording_context(request: Request, form: dict | None, errors: di
             "text": (
                 result.final_wording.text
                 if result.final_wording
-                else (chosen[0].amendment.proposed_text if chosen else result.clause.text)
+                else (
+                    wording[chosen[0].amendment.id].proposed_text if chosen else result.clause.text
+                )
             ),
             "amendments": [str(row.amendment.id) for row in chosen],
             "reason": "",
@@ -482,6 +493,7 @@ async def _final_wording_context(request: Request, form: dict | None, errors: di
         "consultation": report.consultation,
         "result": result,
         "rows": rows,
+        "wording": wording,
         "form": form,
         "errors": errors,
     }

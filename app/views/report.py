@@ -17,7 +17,7 @@ from app.errors import Conflict, NotAllowed, NotFound
 from app.exports import FORMATS, export_stream
 from app.models import Consultation
 from app.plain_summary import PlainSummary, plain_summary
-from app.reporting import Report, frozen_report
+from app.reporting import Report, frozen_report, wordings
 from app.tallies import ballot_file as ballot_file_chunks
 from app.web import render
 
@@ -85,10 +85,18 @@ async def download(request: Request) -> Response:
         # The requested name is not repeated: any text can be placed in an address.
         raise NotFound(f"There is no such download; choose one of {', '.join(FORMATS)}.")
     consultation = await _visible_consultation(request)
-    built = await request.app.state.database.run(frozen_report, consultation)
-    opened = await request.app.state.database.run(opened_at, consultation)
+    database = request.app.state.database
+    built = await database.run(frozen_report, consultation)
+    opened = await database.run(opened_at, consultation)
+
+    def read(ids):
+        # The amendments' wording, a chunk at a time as the response is written, each
+        # chunk in a short session of its own (as the ballot file): none is held open
+        # while a client reads. Streamed responses are written from a worker thread.
+        return database.call(wordings, ids)
+
     return StreamingResponse(
-        export_stream(built, fmt, consultation.ballots_sha256, opened),
+        export_stream(built, fmt, consultation.ballots_sha256, opened, wordings=read),
         media_type=FORMATS[fmt],
         headers={"Content-Disposition": f'attachment; filename="{consultation.slug}-report.{fmt}"'},
     )
