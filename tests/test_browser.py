@@ -173,6 +173,8 @@ class Journey:
     def sign_in_as(self, name: str, path: str) -> None:
         self.goto(path)
         self.page.get_by_role("link", name="Sign in").first.click()
+        # A click only starts the navigation; reading the page before it lands gives ''.
+        self.page.wait_for_url(re.compile(r"/sign-in\?"))
         self.check()
         self.page.get_by_role("button", name=f"Sign in as {name}").click()
         self.page.wait_for_url(re.compile(re.escape(path) + "$"))
@@ -240,6 +242,7 @@ def run_journey(browser, server: str, javascript: bool, clause: str, people: tup
     voter.goto("/consultations/social-media-guidance/results")
     assert f"#amendment-{amendment}" in page.content()
     page.get_by_role("link", name="How the ranking works").first.click()
+    page.wait_for_url("**/how-ranking-works")
     assert "How the ranking works" in page.inner_text("h1")
     voter.check()
     voter.goto("/")
