@@ -101,7 +101,7 @@ def participation(session: Session, consultation: Consultation) -> Participation
     rows: after closing these no longer change, so they equal the frozen ballots.
     Votes are summed from ``vote_tally``.
     """
-    totals, by_organisation = turnout(session, consultation, frozen=False)
+    totals, by_organisation = turnout(session, consultation.id, frozen=False)
     rows = session.exec(
         select(Amendment.status, func.sum(VoteTally.supports), func.sum(VoteTally.opposes))
         .join(Amendment, Amendment.id == VoteTally.amendment_id)

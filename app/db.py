@@ -21,6 +21,7 @@ import functools
 import select
 import sqlite3
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,6 +56,9 @@ LOCK_TIMEOUT_SECONDS = 5.0
 # clause page a fifth slower than 4 and spent half the CPU in the kernel switching them).
 POOL_SIZE = 15
 READ_THREADS = 6
+# Threads per process for reads run beside a request's own (``read_beside``): each holds
+# a second pooled connection for a moment, so few.
+BESIDE_THREADS = 2
 
 # The drivers' own errors, raised by statements run on the DB-API connection directly.
 DRIVER_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
@@ -377,6 +381,39 @@ class ReadOnlySession(Session):
 @event.listens_for(ReadOnlySession, "before_flush")
 def _refuse_to_write(session: Session, _context: Any, _instances: Any) -> None:
     raise RuntimeError("a read session was asked to write: use Database.write/write_call")
+
+
+_BESIDE = ThreadPoolExecutor(max_workers=BESIDE_THREADS, thread_name_prefix="redline-beside")
+
+
+def read_beside(session: Session, fn: Callable[[Session], T]) -> Callable[[], T]:
+    """Start ``fn`` on a connection of its own while the caller goes on; call what this
+    returns for its result (or its exception).
+
+    A long read made of independent statements (the report) then has PostgreSQL work on
+    one while Python works on another's rows, rather than each waiting for the other.
+    Only for a PostgreSQL read session: its statements run outside any transaction, each
+    seeing the database as it is when it starts, so a statement on another connection
+    sees what it would have seen here. Anywhere else (SQLite, whose read transaction is
+    one snapshot that another connection would not share; a session that may have
+    written something not yet committed) ``fn`` runs in ``session`` itself, at once.
+    """
+    bind = session.get_bind()
+    if not isinstance(session, ReadOnlySession) or bind.dialect.name != "postgresql":
+        return _ready(fn(session))
+
+    def read() -> T:
+        with ReadOnlySession(bind, expire_on_commit=False) as own:
+            return fn(own)
+
+    try:
+        return _BESIDE.submit(read).result
+    except RuntimeError:  # the interpreter is shutting down: no new threads
+        return _ready(fn(session))
+
+
+def _ready(value: T) -> Callable[[], T]:
+    return lambda: value
 
 
 def _guarded(

@@ -24,6 +24,7 @@ from typing import NamedTuple
 from sqlalchemy import Engine, and_, bindparam, case, func
 from sqlmodel import Session, col, select
 
+from app.db import ReadOnlySession, read_beside
 from app.disclosure import disclose
 from app.models import (
     Amendment,
@@ -372,7 +373,7 @@ def _recount(engine: Engine, key: tuple, consultation_id: int) -> None:
     interval = sys.getswitchinterval()
     sys.setswitchinterval(RECOUNT_SWITCH_INTERVAL)
     try:
-        with _LIVE_BUILD_LOCK, Session(engine, expire_on_commit=False) as session:
+        with _LIVE_BUILD_LOCK, ReadOnlySession(engine, expire_on_commit=False) as session:
             consultation = session.get(Consultation, consultation_id)
             if consultation is None or consultation.status in ("closed", "published"):
                 with _LIVE_LOCK:
@@ -467,10 +468,21 @@ def _build_report(session: Session, consultation: Consultation) -> Report:
     """build_report's work, with the collector paused."""
     rules = rules_of(consultation)
     frozen = consultation.status in ("closed", "published")
+    consultation_id = consultation.id
+    # Reads that need nothing of each other run beside each other on PostgreSQL
+    # (app.db.read_beside): the amendments while the counts are read, then the turnout
+    # while everything is ranked.
+    amendments_read = read_beside(session, lambda own: _amendments(own, consultation_id))
     # Read once for both the live counts' recoding and the turnout (frozen: neither reads it).
-    voters = None if frozen else voters_by_organisation(session, consultation.id)
-    amendments, listed = _amendments(session, consultation.id)
-    ranked = rank(tallies(session, consultation, listed, voters), rules)
+    voters = None if frozen else voters_by_organisation(session, consultation_id)
+    counted = tallies(session, consultation, lambda: amendments_read()[1], voters)
+    amendments, listed = amendments_read()
+    # Every amendment is read above; none hidden or withdrawn is the usual case.
+    any_unlisted = len(listed) < len(amendments)
+    turnout_read = read_beside(
+        session, lambda own: turnout(own, consultation_id, frozen, voters, any_unlisted)
+    )
+    ranked = rank(counted, rules)
     clauses = [ClauseText(*clause) for clause in clause_texts(session, consultation.id)]
     # clause_outcomes reads a proposal only for an amendment that carries (a leading
     # change, an adopted new clause) or that organisers decided on (and decisions only to
@@ -516,9 +528,7 @@ def _build_report(session: Session, consultation: Consultation) -> Report:
         make(ReportRow, (r, amendments[r.ref], clause_of(r.clause_ref), *facts(r.ref, _NO_FACTS)))
         for r in ranked
     ]
-    # Every amendment is read above; none hidden or withdrawn is the usual case.
-    any_unlisted = len(listed) < len(amendments)
-    totals, by_organisation = turnout(session, consultation, frozen, voters, any_unlisted)
+    totals, by_organisation = turnout_read()
     return Report(
         consultation=consultation,
         rules=rules,
@@ -536,14 +546,14 @@ _NO_FACTS = (False, False, "")
 
 def _voters_by_group(
     session: Session,
-    consultation: Consultation,
+    consultation_id: int,
     frozen: bool,
     voters: Mapping[str, int] | None = None,
 ) -> dict[str, int]:
     if frozen:
-        return frozen_voters_by_group(session, consultation.id)
+        return frozen_voters_by_group(session, consultation_id)
     if voters is None:
-        voters = voters_by_organisation(session, consultation.id)
+        voters = voters_by_organisation(session, consultation_id)
     recode = recode_small_organisations(voters)
     grouped: dict[str, int] = defaultdict(int)
     for name, count in voters.items():
@@ -611,7 +621,7 @@ def _proposers_by_organisation(
 
 def turnout(
     session: Session,
-    consultation: Consultation,
+    consultation_id: int,
     frozen: bool,
     voters: Mapping[str, int] | None = None,
     any_unlisted: bool = True,
@@ -625,13 +635,13 @@ def turnout(
     ``voters_by_organisation``, where the caller has read it already; ``any_unlisted``:
     see ``_proposers_by_organisation``.
     """
-    voters = _voters_by_group(session, consultation, frozen, voters)
+    voters = _voters_by_group(session, consultation_id, frozen, voters)
     kept = {name for name in voters if name != OTHER}
 
     def group(name: str) -> str:
         return name if name in kept else OTHER
 
-    by_organisation, non_voters = _proposers_by_organisation(session, consultation.id, any_unlisted)
+    by_organisation, non_voters = _proposers_by_organisation(session, consultation_id, any_unlisted)
     proposers: dict[str, int] = defaultdict(int)
     for name, n in by_organisation.items():
         proposers[group(name)] += n

@@ -341,27 +341,59 @@ def _group_expression(session: Session, consultation_id: int):
 TALLIED_COLUMNS = (Amendment.id, Clause.number, _kind())
 
 
+# (id, reference, clause number, kind) of one listed amendment, as ``live_tallies`` takes it.
+Listed = tuple[int, str, str, str]
+
+
 def live_tallies(
     session: Session,
     consultation_id: int,
     clause_id: int | None = None,
-    listed: Iterable[tuple[int, str, str, str]] | None = None,
+    listed: Callable[[], Iterable[Listed]] | None = None,
     voters: Mapping[str, int] | None = None,
 ) -> list[AmendmentTally]:
     """Counts per listed amendment and recoded organisation, from the votes as they stand.
 
     With ``clause_id``, only that clause's amendments (the recoding stays consultation-wide).
-    ``listed``, from a caller that has just read the consultation's listed amendments
-    anyway (app.reporting), saves reading them again: (id, reference, then
-    ``TALLIED_COLUMNS``' clause number and kind) for every listed amendment; ``voters``
+    ``listed``, from a caller that reads the consultation's amendments anyway
+    (app.reporting), saves reading them again: it is called once the counts are read, so
+    the caller may be reading them meanwhile, and gives (id, reference, then
+    ``TALLIED_COLUMNS``' clause number and kind) for every listed amendment. ``voters``
     likewise saves reading ``voters_by_organisation`` again.
     """
+    where = _listed_where(consultation_id, clause_id)
+    by_amendment = _live_counts(session, consultation_id, where, voters)
+    if listed is None:
+        read = session.connection().execute(
+            select(*TALLIED_COLUMNS)
+            .join(Clause, col(Clause.id) == Amendment.clause_id)
+            .where(where)
+        )
+        chosen = [(aid, amendment_ref(aid), number, kind) for aid, number, kind in read.all()]
+    else:
+        chosen = listed()
+    get = by_amendment.get
+    make = tuple.__new__  # AmendmentTally's fields in order
+    return [
+        make(AmendmentTally, (ref, number, get(aid, NO_GROUPS), kind))
+        for aid, ref, number, kind in chosen
+    ]
+
+
+def _listed_where(consultation_id: int, clause_id: int | None):
     where = and_(
         Amendment.consultation_id == consultation_id,
         col(Amendment.status).in_(LISTED_STATUSES),
     )
     if clause_id is not None:
         where = and_(where, Amendment.clause_id == clause_id)
+    return where
+
+
+def _live_counts(
+    session: Session, consultation_id: int, where, voters: Mapping[str, int] | None
+) -> dict[int, dict[str, Counts]]:
+    """The kept counts of the amendments ``where`` chooses, by amendment id and group."""
     group_of = _groups_by_organisation_id(session, consultation_id, voters)
     # (amendment, organisation) is the key of vote_tally: no GROUP BY is needed, only
     # the recoding, done here on ids so the database reads one table in key order.
@@ -385,19 +417,7 @@ def live_tallies(
             groups = by_amendment[amendment_id]
             name = group_of.get(organisation_id, OTHER)
             groups[name] = groups[name] + (s, o) if name in groups else shared_counts(s, o)
-    if listed is None:
-        read = session.connection().execute(
-            select(*TALLIED_COLUMNS)
-            .join(Clause, col(Clause.id) == Amendment.clause_id)
-            .where(where)
-        )
-        listed = [(aid, amendment_ref(aid), number, kind) for aid, number, kind in read.all()]
-    get = by_amendment.get
-    make = tuple.__new__  # AmendmentTally's fields in order
-    return [
-        make(AmendmentTally, (ref, number, get(aid, NO_GROUPS), kind))
-        for aid, ref, number, kind in listed
-    ]
+    return by_amendment
 
 
 def frozen_tallies(session: Session, consultation_id: int) -> list[AmendmentTally]:
@@ -497,7 +517,7 @@ def freeze_tallies(session: Session, consultation_id: int) -> None:
 def tallies(
     session: Session,
     consultation: Consultation,
-    listed: Iterable[tuple[int, str, str, str]] | None = None,
+    listed: Callable[[], Iterable[Listed]] | None = None,
     voters: Mapping[str, int] | None = None,
 ) -> list[AmendmentTally]:
     """Frozen counts once closed, live counts before: what this consultation is ranked on.

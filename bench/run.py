@@ -157,7 +157,8 @@ def close(database: Database) -> float:
 
 
 def report(database: Database) -> int:
-    with database.session() as session:
+    # A read session, as the results page, the report page and the exports read it.
+    with database.read_session() as session:
         consultation = consultation_by_slug(session, SLUG, include_drafts=True)
         return len(build_report(session, consultation).rows)
 

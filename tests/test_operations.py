@@ -20,7 +20,7 @@ from sqlmodel import select
 from starlette.testclient import TestClient
 
 from app.cli import main
-from app.db import Database, alembic_config, code_heads, migrate, schema_revisions
+from app.db import Database, alembic_config, code_heads, migrate, read_beside, schema_revisions
 from app.main import create_app
 from app.models import Amendment, Consultation, User
 from app.observability import accepted_request_id, configure_logging
@@ -475,6 +475,35 @@ def test_connections_a_read_session_refuses_to_write(seeded):
         seeded.read_call(rename)
     titles = seeded.call(lambda s: s.exec(select(Consultation.title)).all())
     assert "Changed while reading" not in titles
+
+
+def test_connections_reads_run_beside_only_where_they_see_what_the_caller_would(seeded):
+    """``read_beside`` runs on a second connection only for a PostgreSQL read session
+    (each statement its own snapshot there); a session that may have written, and any
+    SQLite session (one snapshot per transaction), runs it itself."""
+    postgres = seeded.url.startswith("postgresql")
+
+    def where(session):
+        connection = session.connection()
+        if postgres:
+            return connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        return id(connection.connection.dbapi_connection)
+
+    def both(session):
+        later = read_beside(session, where)
+        return where(session), later()
+
+    own, beside = seeded.read_call(both)
+    assert (own != beside) if postgres else (own == beside)
+    own, beside = seeded.call(both)
+    assert own == beside
+
+    def failing(session):
+        session.exec(text("SELECT no_such_column FROM consultation")).all()
+
+    # A read beside that fails raises where its result is asked for, as it would inline.
+    with pytest.raises(Exception, match="no_such_column"):
+        seeded.read_call(lambda session: read_beside(session, failing)())
 
 
 # PostgreSQL only: prepared statements and transactions on the server are what is tested.

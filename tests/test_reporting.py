@@ -203,3 +203,35 @@ def test_a_stale_live_report_is_served_at_once_while_one_recount_replaces_it(
     finally:
         finish_recount()
         app.state.database.dispose()
+
+
+def test_a_report_read_beside_itself_is_the_report_read_in_one_session(seeded: Database):
+    """On PostgreSQL the web's read session reads the amendments and the turnout on a
+    second connection while it ranks (app.db.read_beside); a write-capable session reads
+    all of it itself. Both must give the same report, on both engines, also with a
+    hidden amendment (which changes how the turnout is read)."""
+    from app.reporting import build_report
+
+    def built(session):
+        consultation = session.exec(select(Consultation)).first()
+        report = build_report(session, consultation)
+        return (
+            [row.ranked for row in report.rows],
+            [row.amendment for row in report.rows],
+            report.turnout,
+            report.turnout_by_organisation,
+            report.outcome.consolidated,
+        )
+
+    with seeded.session() as session:
+        organiser = session.exec(select(User.id).where(User.role == "organiser")).first()
+        amendment = session.exec(select(Amendment).order_by(Amendment.id)).first()
+        # Proposers are people who may take part: some of them vote for the first amendment.
+        voters = session.exec(select(Amendment.author_id).distinct()).all()
+    for voter in voters[:6]:
+        seeded.write_call(cast_vote, voter, amendment.id, "support")
+    assert seeded.read_call(built) == seeded.call(built)
+    seeded.write_call(organising.moderate, organiser, amendment.id, "hide", "Off topic")
+    beside, alone = seeded.read_call(built), seeded.call(built)
+    assert beside == alone
+    assert amendment.id not in {a.id for a in beside[1]}
