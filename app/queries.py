@@ -30,6 +30,7 @@ from app.models import (
     VoteTally,
 )
 from app.people import AuthorLabel, author_label, public_name
+from app.precompiled import Precompiled, models_of
 from app.tallies import amendment_ref
 
 
@@ -299,7 +300,10 @@ def _rows_statement(for_viewer: bool):
     return query
 
 
-_ROWS = {False: _rows_statement(False), True: _rows_statement(True)}
+_ROWS = {
+    False: Precompiled(_rows_statement(False), expanding="ids"),
+    True: Precompiled(_rows_statement(True), expanding="ids"),
+}
 # Where each part of a row of _ROWS starts: the amendment's columns, its target version's,
 # then the author's label, the counts and the viewer's stance.
 _AMENDMENT_COLUMNS = len(AmendmentRecord._fields)
@@ -316,12 +320,8 @@ def rows_for(session: Session, ids: list[int], viewer_id: int | None) -> list[Am
     if not ids:
         return []
     found = {}
-    rows = (
-        session.connection()
-        .execute(_ROWS[viewer_id is not None], {"ids": ids, "viewer_id": viewer_id})
-        .all()
-    )
-    for row in rows:
+    parameters = {"ids": ids} if viewer_id is None else {"ids": ids, "viewer_id": viewer_id}
+    for row in _ROWS[viewer_id is not None].rows(session, parameters):
         amendment = AmendmentRecord._make(row[:_AMENDMENT_COLUMNS])
         target = VersionRecord._make(row[_AMENDMENT_COLUMNS:_ROW_LABEL_AT])
         display_name, pseudonym, show_org, org_name, s, o, *mine = row[_ROW_LABEL_AT:]
@@ -424,7 +424,7 @@ def _ids_statement(for_viewer: bool, newest_first: bool):
 # By (for a signed-in viewer, newest first). The other orders are total orders made here
 # from the ids alone (ties broken by id): the database need not sort hundreds of rows first.
 _IDS = {
-    (viewer, newest): _ids_statement(viewer, newest)
+    (viewer, newest): Precompiled(_ids_statement(viewer, newest))
     for viewer in (False, True)
     for newest in (False, True)
 }
@@ -435,13 +435,11 @@ def _ordered_ids(
 ) -> list[int]:
     """The ids of the amendments a clause page lists, in the requested order (ids only)."""
     # Plain rows (no ORM), fetched all at once: a clause may have hundreds of amendments.
+    parameters = {"clause_id": clause_id}
+    if viewer_id is not None:
+        parameters["viewer_id"] = viewer_id
     statement = _IDS[viewer_id is not None, sort == "newest"]
-    ids = (
-        session.connection()
-        .execute(statement, {"clause_id": clause_id, "viewer_id": viewer_id})
-        .scalars()
-        .all()
-    )
+    ids = [amendment_id for (amendment_id,) in statement.rows(session, parameters)]
     if sort == "shuffled":
         ids.sort(key=shuffle_key(seed))
     elif sort == "supported":
@@ -500,7 +498,8 @@ def _clause_and_neighbours_statement():
     )
 
 
-_CLAUSE_AND_NEIGHBOURS = _clause_and_neighbours_statement()
+_CLAUSE_AND_NEIGHBOURS = Precompiled(_clause_and_neighbours_statement())
+_CLAUSE_ENTITIES = (Consultation, Clause, ClauseVersion)
 
 
 def _clause_and_neighbours(
@@ -513,10 +512,11 @@ def _clause_and_neighbours(
         # consultation_by_slug says whether it is the consultation or the clause that is missing.
         consultation_by_slug(session, slug)
         raise NotFound("There is no such clause in this consultation.")
-    row = session.exec(_CLAUSE_AND_NEIGHBOURS, params={"slug": slug, "number": number}).first()
-    if row is None or row[0].status == "draft":
+    rows = _CLAUSE_AND_NEIGHBOURS.rows(session, {"slug": slug, "number": number})
+    consultation, clause, version = models_of(rows[0], _CLAUSE_ENTITIES) if rows else (None,) * 3
+    if consultation is None or consultation.status == "draft":
         raise NotFound("There is no consultation at this address.")
-    consultation, clause, version, previous_number, next_number = row
+    previous_number, next_number = rows[0][-2:]
     if clause is None:
         raise NotFound(f"There is no clause {number} in this consultation.")
     if version is None:

@@ -18,7 +18,7 @@ fingerprint) stay in their pure modules and are checked in Python on what this r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +27,7 @@ from sqlalchemy import Table
 from sqlmodel import Session
 
 from app.models import Amendment, Consultation, User, Vote
+from app.precompiled import Converter, models_of, result_converters
 
 # First keys of PostgreSQL advisory locks, one namespace per kind of row locked
 # (app.services takes the same locks for closing, withdrawing and editing).
@@ -60,7 +61,7 @@ class VoteSQL:
     voter: str  # the upsert of the voter row: returns the organisation they count for
     tally: str
     counts: str  # supports and opposes of one amendment (queries.vote_counts of one id)
-    read_converters: tuple[tuple[type, tuple[tuple[str, Callable | None], ...]], ...]
+    read_converters: tuple[Converter, ...]  # of locked_read's columns, in order
     time_converter: Callable | None
 
 
@@ -136,15 +137,9 @@ def _statements(dialect: Any) -> VoteSQL:
             "SELECT COALESCE(SUM(supports), 0), COALESCE(SUM(opposes), 0) "
             f"FROM vote_tally WHERE amendment_id = {p}"
         ),
-        read_converters=tuple(
-            (
-                model,
-                tuple(
-                    (column.name, column.type.dialect_impl(dialect).result_processor(dialect, None))
-                    for column in model.__table__.columns  # type: ignore[attr-defined]
-                ),
-            )
-            for model, _alias in _ENTITIES
+        read_converters=result_converters(
+            (column for model, _alias in _ENTITIES for column in model.__table__.columns),  # type: ignore[attr-defined]
+            dialect,
         ),
         time_converter=times.dialect_impl(dialect).bind_processor(dialect),
     )
@@ -188,16 +183,10 @@ class Runner:
         their rows can be read once the block is left. Elsewhere, one after another."""
         return self.connection.pipeline() if self.sql.pipeline else nullcontext()
 
-    def entities(self, row: tuple) -> Iterator[Any]:
+    def entities(self, row: tuple) -> list[Any]:
         """The consultation, amendment and user (None if absent) of a ``locked_read`` row."""
-        start = 0
-        for model, converters in self.sql.read_converters:
-            values = {
-                name: (convert(value) if convert else value)
-                for (name, convert), value in zip(
-                    converters, row[start : start + len(converters)], strict=True
-                )
-            }
-            start += len(converters)
-            # Built without validation (what was read is what was stored), as the ORM does.
-            yield None if values["id"] is None else model.model_construct(**values)
+        converted = [
+            convert(value) if convert else value
+            for convert, value in zip(self.sql.read_converters, row, strict=True)
+        ]
+        return models_of(converted, [model for model, _alias in _ENTITIES])
