@@ -14,6 +14,7 @@ is marked unresolved until an organiser writes its final wording.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -266,7 +267,23 @@ def robustness(
         if not _below(rival.order, order_float, sixteenth, sixteenth_float):
             reachable.append(rival)
     groups = sorted({g for a in (leader, *reachable) for g in a.by_group if g != OTHER})
+    # The rivals each group voted on, in the order of ``rows``: only their orders change
+    # when that group is removed. Every other rival keeps its order, so it can be above the
+    # reduced leader only if it already is: one of the first few of ``rows``.
+    voted_on: dict[str, list[tuple]] = defaultdict(list)
+    for row in rows:
+        for group, counts in row[0].by_group.items():
+            if counts.total:
+                voted_on[group].append(row)
     leader_key = natural_key(leader.ref)
+
+    def above(rival: RankedAmendment, order, order_float: float, target, target_float) -> bool:
+        """A higher order than the reduced leader's, or the same and an earlier reference."""
+        if order_float != target_float:
+            return order_float > target_float
+        # The references' keys are made only here, for the rare exact tie.
+        return order > target or (order == target and natural_key(rival.ref) < leader_key)
+
     named: list[str] = []
     unnamed = 0
     for group in groups:
@@ -276,28 +293,32 @@ def robustness(
         quarter = target / 4
         quarter_float = float(quarter)
         for rival, order, order_float in rows if survives else ():
+            if _below(order, order_float, target, target_float):
+                break  # this rival and every one after it are below the leader as they are
+            counts = rival.by_group.get(group)
+            if counts and counts.total or not rival.carries:
+                continue  # the rivals it voted on are the next loop's
+            if above(rival, order, order_float, target, target_float):
+                survives = False
+                break
+        for rival, order, order_float in voted_on.get(group, ()) if survives else ():
             if _below(order, order_float, quarter, quarter_float):
                 break  # neither this rival nor any after it can reach the leader
-            counts = rival.by_group.get(group)
-            if counts and counts.total:
-                # Most rivals end up far below the leader: a float estimate of the reduced
-                # order settles those without dividing fractions. It is within 4e-16 of
-                # the exact value (three correctly rounded steps), so below the leader's
-                # by more than _MARGIN it is surely below; only the rest are done exactly.
-                # (Not among subnormal floats, where that bound does not hold.)
-                s1, o1 = counts[0] + 1, counts[1] + 1
-                odds = CLIP if s1 >= CLIP * o1 else 1 / CLIP if o1 >= CLIP * s1 else s1 / o1
-                if target_float > _NORMAL and order_float / odds < target_float * (1 - _MARGIN):
-                    continue
-                order = order / group_odds(counts)
-                order_float = float(order)
-            # Above the leader: a higher order, or the same order and an earlier reference.
-            if order_float != target_float:
-                above = order_float > target_float
-            else:
-                # The references' keys are made only here, for the rare exact tie.
-                above = order > target or (order == target and natural_key(rival.ref) < leader_key)
-            if above and _without(rival, group, rules).carries:
+            counts = rival.by_group[group]
+            # Most rivals end up far below the leader: a float estimate of the reduced
+            # order settles those without dividing fractions. It is within 4e-16 of the
+            # exact value (three correctly rounded steps), so below the leader's by more
+            # than _MARGIN it is surely below; only the rest are done exactly. (Not among
+            # subnormal floats, where that bound does not hold.)
+            s1, o1 = counts[0] + 1, counts[1] + 1
+            odds = CLIP if s1 >= CLIP * o1 else 1 / CLIP if o1 >= CLIP * s1 else s1 / o1
+            if target_float > _NORMAL and order_float / odds < target_float * (1 - _MARGIN):
+                continue
+            order = order / group_odds(counts)
+            order_float = float(order)
+            if above(rival, order, order_float, target, target_float) and (
+                _without(rival, group, rules).carries
+            ):
                 survives = False
                 break
         if not survives:
