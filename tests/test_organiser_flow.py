@@ -104,7 +104,7 @@ def test_a_refused_step_shows_the_task_list_not_a_dead_end(organiser, seeded):
 def test_the_dashboard_shows_participation_from_the_kept_counts(organiser, seeded):
     page = organiser.get(f"/organise/{SLUG}")
     assert page.status_code == 200
-    totals, rows = seeded.call(lambda s: turnout(s, stored(seeded), frozen=False))
+    totals, rows = seeded.call(lambda s: turnout(s, stored(seeded).id, frozen=False))
     words = text_of(page.text)
     assert f"People who took part {totals['participants']}" in words
     # Any per-organisation figure below 5 is suppressed, on the dashboard as in the report,
