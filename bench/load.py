@@ -27,6 +27,7 @@ import asyncio
 import gc
 import multiprocessing
 import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -331,6 +332,15 @@ def _one_process(args: tuple) -> Result:
     return asyncio.run(_run(*args))
 
 
+def _default_signals() -> None:
+    """A generator process ends on SIGTERM (the pool's terminate) whatever its parent set.
+
+    bench.run turns SIGTERM into SystemExit; a forked worker inherited that, and one that
+    swallowed the exception went on waiting for work while the pool waited for it to end.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def run(
     url: str,
     requests: Sequence[bytes],
@@ -372,7 +382,7 @@ def run(
     ]
     if processes == 1:
         return _one_process(jobs[0])
-    with multiprocessing.get_context("fork").Pool(processes) as pool:
+    with multiprocessing.get_context("fork").Pool(processes, _default_signals) as pool:
         results = pool.map(_one_process, jobs)
     merged = results[0]
     for other in results[1:]:
