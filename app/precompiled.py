@@ -27,14 +27,26 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import Select
 from sqlmodel import Session
 
-Converter = Callable[[Any], Any] | None
+# (position, converter) of each column of a row whose values SQLAlchemy converts as read.
+Converting = tuple[tuple[int, Callable[[Any], Any]], ...]
 
 
-def result_converters(columns: Iterable[ColumnElement], dialect: Dialect) -> tuple[Converter, ...]:
-    """What SQLAlchemy applies to each of these columns' values as read (None: nothing)."""
-    return tuple(
+def converting(columns: Iterable[ColumnElement], dialect: Dialect) -> Converting:
+    """Where in a row of these columns SQLAlchemy converts values as read, and with what."""
+    processors = (
         column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
     )
+    return tuple((at, convert) for at, convert in enumerate(processors) if convert is not None)
+
+
+def converted(row: Sequence[Any], how: Converting) -> tuple:
+    """``row`` with its values converted as ``how`` says (``converting``)."""
+    if not how:
+        return tuple(row)
+    values = list(row)
+    for at, convert in how:
+        values[at] = convert(values[at])
+    return tuple(values)
 
 
 @dataclass(frozen=True)
@@ -46,8 +58,7 @@ class _Compiled:
     # The order of the SQL's placeholders (a positional dialect), or None (named).
     order: tuple[str, ...] | None
     width: int  # columns per row
-    # (position, converter) of each column whose values SQLAlchemy converts.
-    converting: tuple[tuple[int, Callable[[Any], Any]], ...]
+    converting: Converting
     prepare: bool
 
 
@@ -69,7 +80,7 @@ class Precompiled:
         size = len(parameters[self.expanding]) if self.expanding else 0
         compiled = self._compiled.get((dialect.name, size))
         if compiled is None:
-            compiled = self._compiled[dialect.name, size] = self._compile(dialect, parameters)
+            compiled = self._compiled[dialect.name, size] = self._compile(dialect, parameters, size)
         values = self._values(compiled, parameters)
         cursor = connection.connection.driver_connection.cursor()
         try:
@@ -84,13 +95,7 @@ class Precompiled:
             raise RuntimeError(f"expected {compiled.width} columns: {compiled.sql!r}")
         if not compiled.converting:
             return rows
-        converted = []
-        for row in rows:
-            values = list(row)
-            for at, convert in compiled.converting:
-                values[at] = convert(values[at])
-            converted.append(tuple(values))
-        return converted
+        return [converted(row, compiled.converting) for row in rows]
 
     def _values(
         self, compiled: _Compiled, parameters: Mapping[str, Any]
@@ -106,11 +111,10 @@ class Precompiled:
             return values
         return [values[name] for name in compiled.order]
 
-    def _compile(self, dialect: Dialect, parameters: Mapping[str, Any]) -> _Compiled:
+    def _compile(self, dialect: Dialect, parameters: Mapping[str, Any], size: int) -> _Compiled:
         compiled = self.statement.compile(dialect=dialect)
         state = compiled.construct_expanded_state(dict(parameters))
         given = set(parameters) - {self.expanding}
-        size = len(parameters[self.expanding]) if self.expanding else 0
         expanded = {f"{self.expanding}_{n}" for n in range(1, size + 1)}
         fixed = {
             name: value
@@ -122,13 +126,7 @@ class Precompiled:
             fixed=fixed,
             order=tuple(state.positiontup) if state.positiontup is not None else None,
             width=len(self.statement.selected_columns),
-            converting=tuple(
-                (at, convert)
-                for at, convert in enumerate(
-                    result_converters(self.statement.selected_columns, dialect)
-                )
-                if convert is not None
-            ),
+            converting=converting(self.statement.selected_columns, dialect),
             prepare=dialect.name == "postgresql",
         )
         # The parameters made here must be the ones SQLAlchemy makes (its naming of an
@@ -141,12 +139,12 @@ class Precompiled:
         return made
 
 
-def models_of(row: Sequence[Any], models: Sequence[type], start: int = 0) -> list[Any]:
+def models_of(row: Sequence[Any], models: Sequence[type]) -> list[Any]:
     """The table models whose columns (all, in table order) follow each other in ``row``
-    from ``start``: each built from its values without validation, as the ORM builds what
+    from its start: each built from its values without validation, as the ORM builds what
     it loads (what was read is what was stored); None where the id is NULL (an outer join
     found nothing)."""
-    made = []
+    made, start = [], 0
     for model in models:
         names = _column_names(model)
         values = dict(zip(names, row[start : start + len(names)], strict=True))

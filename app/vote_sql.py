@@ -27,7 +27,7 @@ from sqlalchemy import Table
 from sqlmodel import Session
 
 from app.models import Amendment, Consultation, User, Vote
-from app.precompiled import Converter, models_of, result_converters
+from app.precompiled import Converting, converted, converting, models_of
 
 # First keys of PostgreSQL advisory locks, one namespace per kind of row locked
 # (app.services takes the same locks for closing, withdrawing and editing).
@@ -35,6 +35,7 @@ CONSULTATION_LOCKS = 1
 AMENDMENT_LOCKS = 2
 
 _ENTITIES: tuple[tuple[type, str], ...] = ((Consultation, "c"), (Amendment, "a"), (User, "u"))
+_ENTITIES_WIDTH = sum(len(model.__table__.columns) for model, _alias in _ENTITIES)  # type: ignore[attr-defined]
 
 
 def _columns(model: type) -> list[str]:
@@ -61,7 +62,7 @@ class VoteSQL:
     voter: str  # the upsert of the voter row: returns the organisation they count for
     tally: str
     counts: str  # supports and opposes of one amendment (queries.vote_counts of one id)
-    read_converters: tuple[Converter, ...]  # of locked_read's columns, in order
+    read_converting: Converting  # of locked_read's columns
     time_converter: Callable | None
 
 
@@ -137,7 +138,7 @@ def _statements(dialect: Any) -> VoteSQL:
             "SELECT COALESCE(SUM(supports), 0), COALESCE(SUM(opposes), 0) "
             f"FROM vote_tally WHERE amendment_id = {p}"
         ),
-        read_converters=result_converters(
+        read_converting=converting(
             (column for model, _alias in _ENTITIES for column in model.__table__.columns),  # type: ignore[attr-defined]
             dialect,
         ),
@@ -185,8 +186,7 @@ class Runner:
 
     def entities(self, row: tuple) -> list[Any]:
         """The consultation, amendment and user (None if absent) of a ``locked_read`` row."""
-        converted = [
-            convert(value) if convert else value
-            for convert, value in zip(self.sql.read_converters, row, strict=True)
-        ]
-        return models_of(converted, [model for model, _alias in _ENTITIES])
+        if len(row) != _ENTITIES_WIDTH:  # the converters' places would be wrong
+            raise ValueError(f"a locked_read row of {len(row)} columns, not {_ENTITIES_WIDTH}")
+        values = converted(row, self.sql.read_converting)
+        return models_of(values, [model for model, _alias in _ENTITIES])
