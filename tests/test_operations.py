@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterator
 
+import anyio
 import psycopg
 import pytest
 from click.testing import CliRunner
@@ -20,7 +22,15 @@ from sqlmodel import select
 from starlette.testclient import TestClient
 
 from app.cli import main
-from app.db import Database, alembic_config, code_heads, migrate, read_beside, schema_revisions
+from app.db import (
+    WRITE_THREADS,
+    Database,
+    alembic_config,
+    code_heads,
+    migrate,
+    read_beside,
+    schema_revisions,
+)
 from app.main import create_app
 from app.models import Amendment, Consultation, User
 from app.observability import accepted_request_id, configure_logging
@@ -530,3 +540,47 @@ def test_connections_postgresql_reads_keep_their_statements_prepared(seeded):
     seen = [tuple(seeded.read_call(read)) for _ in range(8)]
     assert all(outside for outside, _ in seen), "a read began a transaction"
     assert seen[-1][1] == 1 and seen[-2][1] == 1, seen
+
+
+def test_connections_writes_take_turns_in_a_few_threads_and_reads_pass_them(seeded):
+    """More writes at once than WRITE_THREADS: at most that many run together (the rest
+    wait their turn, then all finish), and a read still runs while every write thread is
+    taken, since reads have threads of their own."""
+    lock = threading.Lock()
+    running = peak = 0
+    release = threading.Event()
+
+    def write(session):
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        try:
+            release.wait(10)
+            return session.exec(text("SELECT 1")).scalar_one()
+        finally:
+            with lock:
+                running -= 1
+
+    async def main():
+        results = []
+
+        async def one():
+            results.append(await seeded.write(write))
+
+        async with anyio.create_task_group() as tasks:
+            for _ in range(WRITE_THREADS * 3):
+                tasks.start_soon(one)
+            with anyio.fail_after(10):
+                while peak < WRITE_THREADS:
+                    await anyio.sleep(0.01)
+                # Every write thread is busy: a read is not queued behind them.
+                title = await seeded.run(lambda s: s.exec(select(Consultation.title)).first())
+            await anyio.sleep(0.1)  # time enough for any thread beyond the limit to start
+            assert peak == WRITE_THREADS
+            release.set()
+        return title, results
+
+    title, results = anyio.run(main)
+    assert title
+    assert results == [1] * (WRITE_THREADS * 3)
