@@ -299,6 +299,7 @@ class Database:
     def __init__(self, url: str, lock_timeout: float | None = None) -> None:
         self.url = url
         lock_timeout = LOCK_TIMEOUT_SECONDS if lock_timeout is None else lock_timeout
+        self.lock_timeout = lock_timeout
         self.engine = make_engine(url, lock_timeout=lock_timeout)
         # PostgreSQL needs no second engine: row locks, not BEGIN, serialise its writers.
         # Nor does an in-memory SQLite database, which a second engine would not share.
@@ -353,8 +354,20 @@ class Database:
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Like ``write_call``, in a worker thread so that waiting for the lock never blocks
         the event loop; at most WRITE_THREADS at once per process (see there why)."""
-        call = functools.partial(self.write_call, fn, *args, **kwargs)
-        return await anyio.to_thread.run_sync(call, limiter=_write_threads())
+        threads = _write_threads()
+        # A wait for a thread is bounded like the waits for a connection and a lock: a
+        # queue of writes longer than this is answered 503 (Busy), never left to grow.
+        acquired = False
+        with anyio.move_on_after(self.lock_timeout):
+            await threads.acquire()
+            acquired = True
+        if not acquired:
+            raise Busy()
+        try:
+            call = functools.partial(self.write_call, fn, *args, **kwargs)
+            return await anyio.to_thread.run_sync(call)
+        finally:
+            threads.release()
 
     def dispose(self) -> None:
         """Close every pooled connection (the app's lifespan ends, or a test is done)."""

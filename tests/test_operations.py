@@ -31,6 +31,7 @@ from app.db import (
     read_beside,
     schema_revisions,
 )
+from app.errors import Busy
 from app.main import create_app
 from app.models import Amendment, Consultation, User
 from app.observability import accepted_request_id, configure_logging
@@ -544,8 +545,10 @@ def test_connections_postgresql_reads_keep_their_statements_prepared(seeded):
 
 def test_connections_writes_take_turns_in_a_few_threads_and_reads_pass_them(seeded):
     """More writes at once than WRITE_THREADS: at most that many run together (the rest
-    wait their turn, then all finish), and a read still runs while every write thread is
-    taken, since reads have threads of their own."""
+    wait their turn, then all finish), a read still runs while every write thread is
+    taken, since reads have threads of their own, and a write that waits for a thread
+    longer than the lock timeout is refused as Busy (503) without having run."""
+    impatient = Database(seeded.url, lock_timeout=0.2)
     lock = threading.Lock()
     running = peak = 0
     release = threading.Event()
@@ -576,11 +579,16 @@ def test_connections_writes_take_turns_in_a_few_threads_and_reads_pass_them(seed
                     await anyio.sleep(0.01)
                 # Every write thread is busy: a read is not queued behind them.
                 title = await seeded.run(lambda s: s.exec(select(Consultation.title)).first())
+                with pytest.raises(Busy):
+                    await impatient.write(write)
             await anyio.sleep(0.1)  # time enough for any thread beyond the limit to start
             assert peak == WRITE_THREADS
             release.set()
         return title, results
 
-    title, results = anyio.run(main)
+    try:
+        title, results = anyio.run(main)
+    finally:
+        impatient.dispose()
     assert title
     assert results == [1] * (WRITE_THREADS * 3)
