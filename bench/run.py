@@ -86,6 +86,8 @@ class Settings:
     warmup: float
     alone: float
     check_generator: bool
+    # Whether to load `--workers 2` too, on PostgreSQL (see two_workers).
+    two_workers: bool
     # The live results page is measured for longer: it recounts at most once a minute
     # (app.reporting.live_report), and a fair figure includes a recount.
     results_duration: float
@@ -364,6 +366,57 @@ def serve_and_load(
     print(f"    (uvicorn options for both: {options})")
     if errors:
         print(f"    the server logged errors; the end of its log:\n{redline.log_tail(2000)}")
+    if settings.two_workers and figures.engine == "postgresql":
+        two_workers(figures, env, settings, workdir)
+
+
+def two_workers(figures: EngineFigures, env: dict[str, str], settings: Settings, workdir: Path):
+    """The issue's two-worker check: plaintext and Redline's pages on `--workers 2`.
+
+    Not one of the aims (they are per process): what a second worker process adds on this
+    machine, where the two workers share its cores with PostgreSQL and the generator.
+    Loaded from two generator processes, since one can fall short of two workers.
+    """
+    rows = []
+    log = workdir / f"{figures.engine}-plaintext-2.log"
+    with PlaintextServer(env, log, workers=2) as plaintext:
+        result = load.run(
+            plaintext.base,
+            get_requests(plaintext, "/"),
+            settings.connections,
+            settings.duration,
+            settings.warmup,
+            2,
+        )
+        rows.append(("plaintext", figures.ceiling, result))
+    with Server(env, workdir / f"{figures.engine}-redline-2.log", workers=2) as redline:
+        for key, path in (
+            ("vote", None),
+            ("clause", f"/consultations/{SLUG}/clauses/1"),
+            ("home", "/"),
+        ):
+            if path is None:
+                requests = vote_requests(redline, settings.size, 20_000)
+            else:
+                requests = get_requests(redline, path)
+            result = load.run(
+                redline.base,
+                requests,
+                settings.connections,
+                settings.duration,
+                settings.warmup,
+                2,
+            )
+            one = figures.pages[key]
+            rows.append((one.label, one.under_load.per_second, result))
+    print(f"  two workers (`redline serve --workers 2`, {settings.connections} connections):")
+    print(f"  {'what':<30} {'1 worker':>9} {'2 workers':>9} {'gain':>6} {'p99 ms':>9} non-2xx")
+    for label, alone, result in rows:
+        print(
+            f"  {label:<30} {alone:9.1f} {result.per_second:9.1f}"
+            f" {result.per_second / alone if alone else 0.0:5.2f}x {result.p99 * 1000:9.1f}"
+            f" {result.non_2xx + result.errors:7d}"
+        )
 
 
 def _check_generator(
@@ -689,6 +742,11 @@ def main() -> None:
         action="store_true",
         help="skip loading plaintext from two generator processes (and wrk, if installed)",
     )
+    parser.add_argument(
+        "--no-two-workers",
+        action="store_true",
+        help="skip loading `redline serve --workers 2` on PostgreSQL",
+    )
     args = parser.parse_args()
     # Stopped with SIGTERM: still stop the servers and drop the databases on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -701,6 +759,7 @@ def main() -> None:
         alone=1.0 if args.quick else 3.0,
         results_duration=20.0 if args.quick else 60.0,
         check_generator=not args.no_generator_check,
+        two_workers=not args.no_two_workers,
     )
     engines = set(args.engines.split(","))
     print(f"Redline benchmark{' (--quick)' if args.quick else ''}: {settings.size}")
