@@ -58,8 +58,8 @@ READ_THREADS = 6
 # Worker threads per process for write transactions at once. Writes had anyio's default
 # 40: with more threads than pooled connections the rest only queued for one, and every
 # thread that woke took its turn at the GIL. Measured with 64 connections voting at once
-# on PostgreSQL (one process, the million-vote data, runs alternated): 317 and 342 votes/s
-# with 40 threads, 418 to 572 with 6, p99 down from 380-470 ms to 220-300 ms.
+# on the million-vote data, old and new code alternated (docs/performance.md, sixth
+# pass): PostgreSQL 374-412 votes/s against 214-380, p99 340-375 ms against 383-593.
 WRITE_THREADS = 6
 # Threads per process for reads run beside a request's own (``read_beside``): each holds
 # a second pooled connection for a moment, so few.
