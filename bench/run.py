@@ -255,6 +255,13 @@ def vote_requests(server: Server, size: Size, count: int) -> list[bytes]:
     return made
 
 
+def page_requests(server: Server, settings: Settings, path: str | None) -> list[bytes]:
+    """The requests that load ``path`` on ``server``; votes when ``path`` is None."""
+    if path is None:
+        return vote_requests(server, settings.size, 20_000)
+    return get_requests(server, path)
+
+
 def measure(
     server: Server, requests: list[bytes], settings: Settings, duration: float | None = None
 ) -> Page:
@@ -342,11 +349,7 @@ def serve_and_load(
             ("home", "home page", "/", None),
         )
         for key, label, path, duration in checks:
-            if path is None:
-                requests = vote_requests(redline, settings.size, 20_000)
-            else:
-                requests = get_requests(redline, path)
-            page = measure(redline, requests, settings, duration)
+            page = measure(redline, page_requests(redline, settings, path), settings, duration)
             page.label = label
             figures.pages[key] = page
             pages.append(page)
@@ -377,38 +380,24 @@ def two_workers(figures: EngineFigures, env: dict[str, str], settings: Settings,
     machine, where the two workers share its cores with PostgreSQL and the generator.
     Loaded from two generator processes, since one can fall short of two workers.
     """
-    rows = []
+
+    def loaded(server: Server, path: str | None) -> load.Result:
+        requests = page_requests(server, settings, path)
+        return load.run(
+            server.base, requests, settings.connections, settings.duration, settings.warmup, 2
+        )
+
     log = workdir / f"{figures.engine}-plaintext-2.log"
     with PlaintextServer(env, log, workers=2) as plaintext:
-        result = load.run(
-            plaintext.base,
-            get_requests(plaintext, "/"),
-            settings.connections,
-            settings.duration,
-            settings.warmup,
-            2,
-        )
-        rows.append(("plaintext", figures.ceiling, result))
+        rows = [("plaintext", figures.ceiling, loaded(plaintext, "/"))]
     with Server(env, workdir / f"{figures.engine}-redline-2.log", workers=2) as redline:
         for key, path in (
             ("vote", None),
             ("clause", f"/consultations/{SLUG}/clauses/1"),
             ("home", "/"),
         ):
-            if path is None:
-                requests = vote_requests(redline, settings.size, 20_000)
-            else:
-                requests = get_requests(redline, path)
-            result = load.run(
-                redline.base,
-                requests,
-                settings.connections,
-                settings.duration,
-                settings.warmup,
-                2,
-            )
             one = figures.pages[key]
-            rows.append((one.label, one.under_load.per_second, result))
+            rows.append((one.label, one.under_load.per_second, loaded(redline, path)))
     print(f"  two workers (`redline serve --workers 2`, {settings.connections} connections):")
     print(f"  {'what':<30} {'1 worker':>9} {'2 workers':>9} {'gain':>6} {'p99 ms':>9} non-2xx")
     for label, alone, result in rows:
