@@ -282,7 +282,25 @@ _RECORDS_LOCK = threading.Lock()
 RECORDS_KEPT = 4
 
 
-_LIVE: dict[tuple, tuple[float, float, Report]] = {}
+class _Counted(NamedTuple):
+    """A live report as this process keeps it (see live_report)."""
+
+    # time.monotonic() before the count's first read: every vote committed before then
+    # is in it.
+    started: float
+    # time.monotonic() when it was done, and for how long after that it is served as fresh.
+    counted: float
+    fresh_for: float
+    # Whether it cost enough to build to be served stale while a recount runs.
+    worth_keeping: bool
+    report: Report
+
+
+# The last live count of each open consultation (per database), big or small.
+_LIVE: OrderedDict[tuple, _Counted] = OrderedDict()
+# Open consultations whose last live count is kept per process; the least recently
+# viewed goes first.
+LIVE_KEPT = 8
 # A live report that takes more than this to build is kept for a while (see live_report).
 LIVE_BUILD_WORTH_KEEPING = 0.25
 LIVE_STALE_FACTOR = 10
@@ -302,49 +320,107 @@ RECOUNT_SWITCH_INTERVAL = 0.0005
 log = logging.getLogger("redline.reporting")
 
 
-def live_report(session: Session, consultation: Consultation) -> Report:
+def live_report(
+    session: Session, consultation: Consultation, arrived: float | None = None
+) -> Report:
     """The report of an open consultation, for the live results page.
 
-    Small consultations are counted afresh on every view. One whose report takes
-    longer than LIVE_BUILD_WORTH_KEEPING seconds to build is kept, and served as it is
-    for up to LIVE_STALE_FACTOR times its build time (at most a minute), so that
-    results viewed by many people at once cost one count, not one each; the page says
-    when it was counted. After that it is stale: viewers still get it at once while one
-    recount runs in the background (one per process at a time), and the fresh count
-    replaces it when done. Reports are kept per database and consultation, and only
-    while open: a closed consultation's results are its frozen report, never a kept one.
+    Small consultations are counted afresh for every view, but views that arrive while
+    a count runs share the next one: each waits for the count in progress, and the
+    count that starts after it arrived serves every view that waited for it, since it
+    holds every vote committed before any of them asked. Without that, 64 people
+    opening the results at once cost 64 counts one after another (the last waited
+    seconds). ``arrived``: when the view asked (time.monotonic()), if before now.
+
+    One whose report takes longer than LIVE_BUILD_WORTH_KEEPING seconds to build is
+    kept, and served as it is for up to LIVE_STALE_FACTOR times its build time (at
+    most a minute), so that results viewed by many people at once cost one count, not
+    one each; the page says when it was counted. After that it is stale: viewers still
+    get it at once while one recount runs in the background (one per process at a
+    time), and the fresh count replaces it when done. Reports are kept per database and
+    consultation, and only while open: a closed consultation's results are its frozen
+    report, never a kept one.
     """
-    if consultation.status in ("closed", "published"):
-        return frozen_report(session, consultation)
     engine = session.get_bind()
-    key = (engine.url.render_as_string(hide_password=True), consultation.id)
-    kept = _LIVE.get(key)
-    if kept is not None:
-        counted, fresh_for, report = kept
-        age = time.monotonic() - counted
-        if age < fresh_for:
-            return report
-        if age < LIVE_STALE_LIMIT:
-            _recount_in_background(engine, key, consultation.id)
-            return report
-    with _LIVE_BUILD_LOCK:
-        kept = _LIVE.get(key)
-        if kept is not None and time.monotonic() - kept[0] < kept[1]:
-            return kept[2]  # counted while this request waited
-        return _count_live(key, session, consultation)
-
-
-def _count_live(key: tuple, session: Session, consultation: Consultation) -> Report:
-    """Build the live report and keep it if it was worth keeping (_LIVE_BUILD_LOCK held)."""
-    started = time.monotonic()
-    report = build_report(session, consultation)
-    cost = time.monotonic() - started
-    with _LIVE_LOCK:
-        if cost > LIVE_BUILD_WORTH_KEEPING:
-            _LIVE[key] = (time.monotonic(), min(LIVE_MAX_AGE, LIVE_STALE_FACTOR * cost), report)
-        else:
+    key = live_key(engine, consultation.id)
+    if consultation.status in ("closed", "published"):
+        with _LIVE_LOCK:
             _LIVE.pop(key, None)
-    return report
+        return frozen_report(session, consultation)
+    if arrived is None:
+        arrived = time.monotonic()
+    kept = kept_live_report(engine, consultation.id, arrived)
+    if kept is not None:
+        return kept
+    with _LIVE_BUILD_LOCK:
+        kept = kept_live_report(engine, consultation.id, arrived)
+        if kept is not None:
+            return kept  # counted while this request waited
+        counted = _count_live(key, engine, consultation.id)
+    # Closed since this request read it: counted as the request saw it, as before closing.
+    return counted.report if counted is not None else build_report(session, consultation)
+
+
+def live_key(engine: Engine, consultation_id: int) -> tuple:
+    """What a consultation's live count is kept under: its database and its id."""
+    return (engine.url.render_as_string(hide_password=True), consultation_id)
+
+
+def kept_live_report(engine: Engine, consultation_id: int, arrived: float) -> Report | None:
+    """The kept live count that a view which asked at ``arrived`` may be served at once:
+    one counted since, one still fresh, or a stale one worth keeping (whose recount this
+    starts in the background); None if it must wait for a count.
+
+    Reads only what this process keeps, never the database: the web calls it on the
+    event loop, and a view served from it needs no worker thread.
+    """
+    key = live_key(engine, consultation_id)
+    kept = _LIVE.get(key)
+    if kept is None:
+        return None
+    if kept.started >= arrived:
+        return kept.report
+    if kept.worth_keeping:
+        age = time.monotonic() - kept.counted
+        if age < kept.fresh_for:
+            return kept.report
+        if age < LIVE_STALE_LIMIT:
+            _recount_in_background(engine, key, consultation_id)
+            return kept.report
+    return None
+
+
+def _count_live(key: tuple, engine: Engine, consultation_id: int) -> _Counted | None:
+    """Count the live report afresh and keep it (_LIVE_BUILD_LOCK held); None if the
+    consultation closed meanwhile.
+
+    In a session of its own, begun now: a request's own session may have begun reading
+    before others arrived (on SQLite its snapshot dates from its first read), and a count
+    shared with those must hold what they would have counted themselves.
+    """
+    started = time.monotonic()
+    with ReadOnlySession(engine, expire_on_commit=False) as session:
+        consultation = session.get(Consultation, consultation_id)
+        if consultation is None or consultation.status in ("closed", "published"):
+            with _LIVE_LOCK:
+                _LIVE.pop(key, None)  # closed meanwhile: its frozen report takes over
+            return None
+        report = build_report(session, consultation)
+    done = time.monotonic()
+    cost = done - started
+    counted = _Counted(
+        started=started,
+        counted=done,
+        fresh_for=min(LIVE_MAX_AGE, LIVE_STALE_FACTOR * cost),
+        worth_keeping=cost > LIVE_BUILD_WORTH_KEEPING,
+        report=report,
+    )
+    with _LIVE_LOCK:
+        _LIVE[key] = counted
+        _LIVE.move_to_end(key)
+        while len(_LIVE) > LIVE_KEPT:
+            _LIVE.popitem(last=False)
+    return counted
 
 
 def _recount_in_background(engine: Engine, key: tuple, consultation_id: int) -> None:
@@ -364,7 +440,7 @@ def _recount_in_background(engine: Engine, key: tuple, consultation_id: int) -> 
 
 
 def _recount(engine: Engine, key: tuple, consultation_id: int) -> None:
-    """The background recount: in a session of its own, on the consultation as it is now."""
+    """The background recount, on the consultation as it is now."""
     # While this thread counts, the threads serving requests (the event loop among them)
     # wait for the GIL each time they give it up for I/O: by default up to 5 ms a time,
     # which made every view during a recount several times slower. A shorter interval
@@ -373,13 +449,8 @@ def _recount(engine: Engine, key: tuple, consultation_id: int) -> None:
     interval = sys.getswitchinterval()
     sys.setswitchinterval(RECOUNT_SWITCH_INTERVAL)
     try:
-        with _LIVE_BUILD_LOCK, ReadOnlySession(engine, expire_on_commit=False) as session:
-            consultation = session.get(Consultation, consultation_id)
-            if consultation is None or consultation.status in ("closed", "published"):
-                with _LIVE_LOCK:
-                    _LIVE.pop(key, None)  # closed meanwhile: its frozen report takes over
-                return
-            _count_live(key, session, consultation)
+        with _LIVE_BUILD_LOCK:
+            _count_live(key, engine, consultation_id)
     except Exception:  # the kept report stays; the next view of it tries again
         log.exception("recounting the live results of consultation %s failed", consultation_id)
     finally:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections import defaultdict
 from contextlib import closing
 
+import anyio
 import pytest
 from sqlmodel import select
 from starlette.testclient import TestClient
@@ -235,3 +238,101 @@ def test_a_report_read_beside_itself_is_the_report_read_in_one_session(seeded: D
     beside, alone = seeded.read_call(built), seeded.call(built)
     assert beside == alone
     assert amendment.id not in {a.id for a in beside[1]}
+
+
+def test_views_that_wait_for_a_live_count_share_the_next_one_which_holds_every_earlier_vote(
+    seeded: Database,
+):
+    """A small consultation is counted for each view, but views arriving while a count
+    runs do not queue for a count each: the first count to start after they arrived is
+    theirs, and it holds every vote committed before they asked."""
+    with seeded.session() as session:
+        consultation_id = session.exec(
+            select(Consultation.id).where(Consultation.slug == LIVE_SLUG)
+        ).one()
+        amendment = session.exec(
+            select(Amendment)
+            .where(Amendment.consultation_id == consultation_id, Amendment.status == "open")
+            .order_by(Amendment.id)
+        ).first()
+        voted = set(session.exec(select(Vote.user_id).where(Vote.amendment_id == amendment.id)))
+        voter = next(
+            a.author_id
+            for a in session.exec(select(Amendment).order_by(Amendment.id))
+            if a.author_id not in voted and a.author_id != amendment.author_id
+        )
+
+    def supports(report: reporting.Report) -> int:
+        row = next(r for r in report.rows if r.amendment.id == amendment.id)
+        return row.ranked.supports
+
+    def view() -> reporting.Report:
+        def read(session):
+            consultation = session.get(Consultation, consultation_id)
+            return reporting.live_report(session, consultation)
+
+        return seeded.read_call(read)
+
+    before = supports(view())
+    seeded.write_call(cast_vote, voter, amendment.id, "support")
+    views = 8
+    arrived = threading.Barrier(views + 1)
+    reports: list[reporting.Report] = []
+
+    def viewer() -> None:
+        arrived.wait()
+        reports.append(view())
+
+    # Hold the process's one live count, as a count in progress does, while they arrive.
+    with reporting._LIVE_BUILD_LOCK:
+        threads = [threading.Thread(target=viewer) for _ in range(views)]
+        for thread in threads:
+            thread.start()
+        arrived.wait()
+        time.sleep(0.3)  # each is now waiting for the count
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(reports) == views
+    assert len({id(report) for report in reports}) == 1, "each view counted for itself"
+    assert supports(reports[0]) == before + 1
+    # A view arriving after that count counts afresh (the consultation is small).
+    assert view() is not reports[0]
+
+
+def test_views_waiting_for_a_live_count_hold_no_worker_thread_and_share_one_count(
+    seeded: Database,
+):
+    """The results page's views of one consultation wait for a count on the event loop:
+    while one counts, the others hold none of the few read threads that every other page
+    needs, and all of them take that one count."""
+    from app.db import _read_threads
+    from app.views.results import shared_live_report
+
+    with seeded.session() as session:
+        consultation = session.exec(
+            select(Consultation).where(Consultation.slug == LIVE_SLUG)
+        ).one()
+    views = 8
+
+    async def main() -> tuple[list[reporting.Report], int]:
+        reports: list[reporting.Report] = []
+
+        async def view() -> None:
+            reports.append(await shared_live_report(seeded, consultation))
+
+        busiest = 0
+        async with anyio.create_task_group() as group:
+            # Hold the process's one live count, as a count in progress does.
+            with reporting._LIVE_BUILD_LOCK:
+                for _ in range(views):
+                    group.start_soon(view)
+                for _ in range(30):
+                    await anyio.sleep(0.01)
+                    busiest = max(busiest, _read_threads().borrowed_tokens)
+                assert not reports
+        return reports, busiest
+
+    reports, busiest = anyio.run(main)
+    assert busiest == 1, "only the view that counts holds a read thread"
+    assert len(reports) == views
+    assert len({id(report) for report in reports}) == 1

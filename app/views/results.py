@@ -2,36 +2,69 @@
 
 from __future__ import annotations
 
+import time
+
+import anyio
+from anyio.lowlevel import RunVar
 from starlette.requests import Request
 from starlette.responses import Response
 
 from app import queries
+from app.db import Database
 from app.lifecycle import results_visible
+from app.models import Consultation
 from app.ranking import (
     MIN_GROUP_SIZE,
     ORGANISATION_VOTE_CAP,
     SINGLE_ORGANISATION_SHARE,
 )
-from app.reporting import live_report
+from app.reporting import Report, kept_live_report, live_key, live_report
 from app.web import redirect, render, render_once
+
+# Per event loop: the one view of each consultation's live results that may be counting
+# it now, in a worker thread; the others wait here (app.reporting.live_report). Waiting
+# on the loop rather than in threads leaves the few read threads to every other page
+# while many people open the results at once.
+_COUNTING: RunVar[dict[tuple, anyio.Lock]] = RunVar("redline_live_counts")
+
+
+def _counting(key: tuple) -> anyio.Lock:
+    try:
+        locks = _COUNTING.get()
+    except LookupError:
+        locks = {}
+        _COUNTING.set(locks)
+    return locks.setdefault(key, anyio.Lock())
+
+
+async def shared_live_report(database: Database, consultation: Consultation) -> Report:
+    """app.reporting.live_report, with views that wait for a count waiting on the event
+    loop: one view at a time counts (in a worker thread), and those that arrived before
+    it started take its count without a thread of their own."""
+    arrived = time.monotonic()
+    engine = database.read_engine
+    kept = kept_live_report(engine, consultation.id, arrived)
+    if kept is not None:
+        return kept
+    async with _counting(live_key(engine, consultation.id)):
+        kept = kept_live_report(engine, consultation.id, arrived)
+        if kept is not None:
+            return kept
+        return await database.run(live_report, consultation, arrived)
 
 
 async def results(request: Request) -> Response:
     """Ranked amendments and the outcome so far per clause, unless organisers hid them."""
     slug = request.path_params["slug"]
 
-    def load(session):
-        # One session (one trip to a worker thread) for the consultation and its report.
-        found = queries.consultation_by_slug(session, slug)
-        if found.status in ("closed", "published"):
-            return found, None
-        visible = results_visible(found.status, found.live_results)
-        return found, live_report(session, found) if visible else None
-
-    consultation, report = await request.app.state.database.run(load)
+    database = request.app.state.database
+    consultation = await database.run(queries.consultation_by_slug, slug)
     if consultation.status in ("closed", "published"):
         # Once closed the report takes over: organisers see it at once, everyone on publication.
         return redirect(f"/consultations/{consultation.slug}/report")
+    report = None
+    if results_visible(consultation.status, consultation.live_results):
+        report = await shared_live_report(database, consultation)
     return await render(
         request,
         "results/results.html",
