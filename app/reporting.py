@@ -298,8 +298,8 @@ class _Counted(NamedTuple):
 
 # The last live count of each open consultation (per database), big or small.
 _LIVE: OrderedDict[tuple, _Counted] = OrderedDict()
-# Open consultations whose last live count is kept per process; the least recently
-# viewed goes first.
+# Open consultations whose last live count is kept per process. Beyond that the oldest
+# count of a small one goes first (it only lets waiting views share it), then the oldest.
 LIVE_KEPT = 8
 # A live report that takes more than this to build is kept for a while (see live_report).
 LIVE_BUILD_WORTH_KEEPING = 0.25
@@ -415,12 +415,21 @@ def _count_live(key: tuple, engine: Engine, consultation_id: int) -> _Counted | 
         worth_keeping=cost > LIVE_BUILD_WORTH_KEEPING,
         report=report,
     )
+    _keep(key, counted)
+    return counted
+
+
+def _keep(key: tuple, counted: _Counted) -> None:
+    """Keep ``counted`` as the last live count of ``key``, within LIVE_KEPT."""
     with _LIVE_LOCK:
         _LIVE[key] = counted
         _LIVE.move_to_end(key)
         while len(_LIVE) > LIVE_KEPT:
-            _LIVE.popitem(last=False)
-    return counted
+            small = next((k for k, c in _LIVE.items() if not c.worth_keeping), None)
+            if small is None:
+                _LIVE.popitem(last=False)
+            else:
+                del _LIVE[small]
 
 
 def _recount_in_background(engine: Engine, key: tuple, consultation_id: int) -> None:

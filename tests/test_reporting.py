@@ -336,3 +336,26 @@ def test_views_waiting_for_a_live_count_hold_no_worker_thread_and_share_one_coun
     assert busiest == 1, "only the view that counts holds a read thread"
     assert len(reports) == views
     assert len({id(report) for report in reports}) == 1
+
+
+def test_past_the_kept_limit_small_live_counts_go_before_large_ones(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """A large consultation's kept count (a second or more to rebuild) outlives views of
+    many small ones: their counts are dropped first, oldest first."""
+    monkeypatch.setattr(reporting, "_LIVE", reporting.OrderedDict())
+    monkeypatch.setattr(reporting, "LIVE_KEPT", 3)
+
+    def counted(worth_keeping: bool) -> reporting._Counted:
+        return reporting._Counted(0.0, 0.0, 10.0, worth_keeping, object())  # type: ignore[arg-type]
+
+    reporting._keep(("db", 1), counted(True))
+    for consultation_id in (2, 3, 4, 5):
+        reporting._keep(("db", consultation_id), counted(False))
+    assert list(reporting._LIVE) == [("db", 1), ("db", 4), ("db", 5)]
+    for consultation_id in (6, 7):
+        reporting._keep(("db", consultation_id), counted(True))
+    assert list(reporting._LIVE) == [("db", 1), ("db", 6), ("db", 7)]
+    # No small count left to drop: the oldest goes.
+    reporting._keep(("db", 8), counted(True))
+    assert list(reporting._LIVE) == [("db", 6), ("db", 7), ("db", 8)]
