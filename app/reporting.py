@@ -344,8 +344,7 @@ def live_report(
     engine = session.get_bind()
     key = live_key(engine, consultation.id)
     if consultation.status in ("closed", "published"):
-        with _LIVE_LOCK:
-            _LIVE.pop(key, None)
+        forget_live_report(engine, consultation.id)
         return frozen_report(session, consultation)
     if arrived is None:
         arrived = time.monotonic()
@@ -357,13 +356,21 @@ def live_report(
         if kept is not None:
             return kept  # counted while this request waited
         counted = _count_live(key, engine, consultation.id)
-    # Closed since this request read it: counted as the request saw it, as before closing.
+    # Closed since this request read it open: its live counts, as the page it asked for
+    # shows them (they stay as they were at closing), counted for this view alone.
     return counted.report if counted is not None else build_report(session, consultation)
 
 
 def live_key(engine: Engine, consultation_id: int) -> tuple:
     """What a consultation's live count is kept under: its database and its id."""
     return (engine.url.render_as_string(hide_password=True), consultation_id)
+
+
+def forget_live_report(engine: Engine, consultation_id: int) -> None:
+    """Drop the kept live count of a consultation that has closed: its frozen report
+    takes over, and a large count would otherwise stay until newer ones push it out."""
+    with _LIVE_LOCK:
+        _LIVE.pop(live_key(engine, consultation_id), None)
 
 
 def kept_live_report(engine: Engine, consultation_id: int, arrived: float) -> Report | None:
@@ -402,12 +409,15 @@ def _count_live(key: tuple, engine: Engine, consultation_id: int) -> _Counted | 
     with ReadOnlySession(engine, expire_on_commit=False) as session:
         consultation = session.get(Consultation, consultation_id)
         if consultation is None or consultation.status in ("closed", "published"):
-            with _LIVE_LOCK:
-                _LIVE.pop(key, None)  # closed meanwhile: its frozen report takes over
+            forget_live_report(engine, consultation_id)  # closed meanwhile
             return None
+        # Its cost is the count's alone, not the wait for a pooled connection above:
+        # a small consultation counted while the pool is busy must not be taken for a
+        # large one and served unchanged for ten times that wait.
+        building = time.monotonic()
         report = build_report(session, consultation)
     done = time.monotonic()
-    cost = done - started
+    cost = done - building
     counted = _Counted(
         started=started,
         counted=done,
@@ -425,7 +435,7 @@ def _keep(key: tuple, counted: _Counted) -> None:
         _LIVE[key] = counted
         _LIVE.move_to_end(key)
         while len(_LIVE) > LIVE_KEPT:
-            small = next((k for k, c in _LIVE.items() if not c.worth_keeping), None)
+            small = next((k for k, c in _LIVE.items() if not c.worth_keeping and k != key), None)
             if small is None:
                 _LIVE.popitem(last=False)
             else:

@@ -18,7 +18,13 @@ from app.ranking import (
     ORGANISATION_VOTE_CAP,
     SINGLE_ORGANISATION_SHARE,
 )
-from app.reporting import Report, kept_live_report, live_key, live_report
+from app.reporting import (
+    Report,
+    forget_live_report,
+    kept_live_report,
+    live_key,
+    live_report,
+)
 from app.web import redirect, render, render_once
 
 # Per event loop: the one view of each consultation's live results that may be counting
@@ -60,6 +66,7 @@ async def results(request: Request) -> Response:
     database = request.app.state.database
     consultation = await database.run(queries.consultation_by_slug, slug)
     if consultation.status in ("closed", "published"):
+        forget_live_report(database.read_engine, consultation.id)
         # Once closed the report takes over: organisers see it at once, everyone on publication.
         return redirect(f"/consultations/{consultation.slug}/report")
     report = None
