@@ -141,20 +141,16 @@ def finish_recount() -> None:
         assert not thread.is_alive()
 
 
-def test_a_stale_live_report_is_served_at_once_while_one_recount_replaces_it(
-    seeded: Database, monkeypatch: pytest.MonkeyPatch
-):
-    # Keep even the seed's small report, and let it go stale at once: as a large
-    # consultation's report does after LIVE_STALE_FACTOR times its build time.
-    monkeypatch.setattr(reporting, "LIVE_BUILD_WORTH_KEEPING", 0.0)
-    monkeypatch.setattr(reporting, "LIVE_STALE_FACTOR", 0.0)
+def _live_amendment_and_new_voter(seeded: Database) -> tuple[int, Amendment, int]:
+    """The seed's open consultation, its first open amendment, and someone who may vote on
+    it and has not."""
     with seeded.session() as session:
-        consultation = session.exec(
-            select(Consultation).where(Consultation.slug == LIVE_SLUG)
+        consultation_id = session.exec(
+            select(Consultation.id).where(Consultation.slug == LIVE_SLUG)
         ).one()
         amendment = session.exec(
             select(Amendment)
-            .where(Amendment.consultation_id == consultation.id, Amendment.status == "open")
+            .where(Amendment.consultation_id == consultation_id, Amendment.status == "open")
             .order_by(Amendment.id)
         ).first()
         voted = set(session.exec(select(Vote.user_id).where(Vote.amendment_id == amendment.id)))
@@ -163,6 +159,31 @@ def test_a_stale_live_report_is_served_at_once_while_one_recount_replaces_it(
             for a in session.exec(select(Amendment).order_by(Amendment.id))
             if a.author_id not in voted and a.author_id != amendment.author_id
         )
+    return consultation_id, amendment, voter
+
+
+def supports_counted(report: reporting.Report, amendment_id: int) -> int:
+    """The supports a report counted for one amendment."""
+    return next(r for r in report.rows if r.amendment.id == amendment_id).ranked.supports
+
+
+def live_view(seeded: Database, consultation_id: int) -> reporting.Report:
+    """The live report one view of the results page gets, in a read session of its own."""
+
+    def read(session):
+        return reporting.live_report(session, session.get(Consultation, consultation_id))
+
+    return seeded.read_call(read)
+
+
+def test_a_stale_live_report_is_served_at_once_while_one_recount_replaces_it(
+    seeded: Database, monkeypatch: pytest.MonkeyPatch
+):
+    # Keep even the seed's small report, and let it go stale at once: as a large
+    # consultation's report does after LIVE_STALE_FACTOR times its build time.
+    monkeypatch.setattr(reporting, "LIVE_BUILD_WORTH_KEEPING", 0.0)
+    monkeypatch.setattr(reporting, "LIVE_STALE_FACTOR", 0.0)
+    consultation_id, amendment, voter = _live_amendment_and_new_voter(seeded)
     address = f"/consultations/{LIVE_SLUG}/results"
     app = create_app(settings_for(seeded.url))
     try:
@@ -176,7 +197,7 @@ def test_a_stale_live_report_is_served_at_once_while_one_recount_replaces_it(
                 stale = visitor.get(address)
                 again = visitor.get(address)
                 pending = list(reporting._RECOUNT)
-                assert len(pending) == 1 and pending[0][0][1] == consultation.id
+                assert len(pending) == 1 and pending[0][0][1] == consultation_id
                 assert pending[0][1].is_alive()
             # Served at once, as counted before the vote, by both views; one recount for both.
             assert supports_shown(stale.text, amendment.id) == before
@@ -248,34 +269,9 @@ def test_views_that_wait_for_a_live_count_share_the_next_one_which_holds_every_e
     theirs, and it holds every vote committed before they asked."""
     # Small, however slowly a loaded machine counts it: never served as fresh.
     monkeypatch.setattr(reporting, "LIVE_BUILD_WORTH_KEEPING", 60.0)
-    with seeded.session() as session:
-        consultation_id = session.exec(
-            select(Consultation.id).where(Consultation.slug == LIVE_SLUG)
-        ).one()
-        amendment = session.exec(
-            select(Amendment)
-            .where(Amendment.consultation_id == consultation_id, Amendment.status == "open")
-            .order_by(Amendment.id)
-        ).first()
-        voted = set(session.exec(select(Vote.user_id).where(Vote.amendment_id == amendment.id)))
-        voter = next(
-            a.author_id
-            for a in session.exec(select(Amendment).order_by(Amendment.id))
-            if a.author_id not in voted and a.author_id != amendment.author_id
-        )
+    consultation_id, amendment, voter = _live_amendment_and_new_voter(seeded)
 
-    def supports(report: reporting.Report) -> int:
-        row = next(r for r in report.rows if r.amendment.id == amendment.id)
-        return row.ranked.supports
-
-    def view() -> reporting.Report:
-        def read(session):
-            consultation = session.get(Consultation, consultation_id)
-            return reporting.live_report(session, consultation)
-
-        return seeded.read_call(read)
-
-    before = supports(view())
+    before = supports_counted(live_view(seeded, consultation_id), amendment.id)
     seeded.write_call(cast_vote, voter, amendment.id, "support")
     views = 8
     arrived = threading.Barrier(views + 1)
@@ -283,7 +279,7 @@ def test_views_that_wait_for_a_live_count_share_the_next_one_which_holds_every_e
 
     def viewer() -> None:
         arrived.wait()
-        reports.append(view())
+        reports.append(live_view(seeded, consultation_id))
 
     # Hold the process's one live count, as a count in progress does, while they arrive.
     with reporting._LIVE_BUILD_LOCK:
@@ -296,9 +292,9 @@ def test_views_that_wait_for_a_live_count_share_the_next_one_which_holds_every_e
         thread.join(timeout=60)
     assert len(reports) == views
     assert len({id(report) for report in reports}) == 1, "each view counted for itself"
-    assert supports(reports[0]) == before + 1
+    assert supports_counted(reports[0], amendment.id) == before + 1
     # A view arriving after that count counts afresh (the consultation is small).
-    assert view() is not reports[0]
+    assert live_view(seeded, consultation_id) is not reports[0]
 
 
 def test_views_waiting_for_a_live_count_hold_no_worker_thread_and_share_one_count(
@@ -372,30 +368,7 @@ def test_a_view_is_never_served_a_count_that_began_before_it_asked(
     """A count already under way when a view arrives may miss a vote committed just
     before that view asked: the view waits for it, then counts afresh."""
     monkeypatch.setattr(reporting, "LIVE_BUILD_WORTH_KEEPING", 60.0)
-    with seeded.session() as session:
-        consultation_id = session.exec(
-            select(Consultation.id).where(Consultation.slug == LIVE_SLUG)
-        ).one()
-        amendment = session.exec(
-            select(Amendment)
-            .where(Amendment.consultation_id == consultation_id, Amendment.status == "open")
-            .order_by(Amendment.id)
-        ).first()
-        voted = set(session.exec(select(Vote.user_id).where(Vote.amendment_id == amendment.id)))
-        voter = next(
-            a.author_id
-            for a in session.exec(select(Amendment).order_by(Amendment.id))
-            if a.author_id not in voted and a.author_id != amendment.author_id
-        )
-
-    def supports(report: reporting.Report) -> int:
-        return next(r for r in report.rows if r.amendment.id == amendment.id).ranked.supports
-
-    def view() -> reporting.Report:
-        def read(session):
-            return reporting.live_report(session, session.get(Consultation, consultation_id))
-
-        return seeded.read_call(read)
+    consultation_id, amendment, voter = _live_amendment_and_new_voter(seeded)
 
     # The first count, once it has read everything, waits to be let go: it is "under way"
     # while the vote is cast and the second view arrives.
@@ -411,16 +384,16 @@ def test_a_view_is_never_served_a_count_that_began_before_it_asked(
 
     monkeypatch.setattr(reporting, "build_report", build_then_wait)
     first: list[reporting.Report] = []
-    counting = threading.Thread(target=lambda: first.append(view()))
+    counting = threading.Thread(target=lambda: first.append(live_view(seeded, consultation_id)))
     counting.start()
     assert built.wait(timeout=30)
     seeded.write_call(cast_vote, voter, amendment.id, "support")
     second: list[reporting.Report] = []
-    waiting = threading.Thread(target=lambda: second.append(view()))
+    waiting = threading.Thread(target=lambda: second.append(live_view(seeded, consultation_id)))
     waiting.start()
     time.sleep(0.3)  # the second view has asked, and waits for the count under way
     let_go.set()
     counting.join(timeout=60)
     waiting.join(timeout=60)
-    assert supports(second[0]) == supports(first[0]) + 1
+    assert supports_counted(second[0], amendment.id) == supports_counted(first[0], amendment.id) + 1
     assert second[0] is not first[0]
