@@ -11,19 +11,29 @@ refused the upgrade to a write lock, which SQLite does at once whatever the time
 On PostgreSQL both doors are the same engine; services serialise on rows
 (``SELECT ... FOR SHARE / FOR UPDATE``) instead.
 
+On PostgreSQL the web's ``run`` and ``write`` run on the event loop, with psycopg's
+asyncio connection under SQLAlchemy's AsyncSession (see ``Database.open_on_loop``):
+the same synchronous functions of a session, each statement awaited in SQLAlchemy's
+greenlet, so that a request waiting for PostgreSQL costs no thread switch.
+``run_in_thread``/``write_in_thread`` keep long computations (reports, closing) in
+worker threads, where they cannot hold up every other request. SQLite, an in-process
+library, is always run in worker threads.
+
 A lock that cannot be had within the timeout becomes ``Busy`` (503, try again),
 never a 500.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import select
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import anyio.to_thread
 import psycopg
@@ -37,6 +47,7 @@ from anyio.lowlevel import RunVar
 from sqlalchemy import Engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlmodel import Session, create_engine
 
 from app.errors import Busy
@@ -61,6 +72,10 @@ READ_THREADS = 6
 # on the million-vote data, old and new code alternated (docs/performance.md, sixth
 # pass): PostgreSQL 374-412 votes/s against 214-380, p99 340-375 ms against 383-593.
 WRITE_THREADS = 6
+# Reads at once on an event loop's engine (Database.open_on_loop), which has a pool of
+# its own of POOL_SIZE: with WRITE_THREADS writes beside them, no request ever waits
+# inside the pool, whose queue is not first come, first served; this limiter's is.
+LOOP_READS = POOL_SIZE - WRITE_THREADS
 # Threads per process for reads run beside a request's own (``read_beside``): each holds
 # a second pooled connection for a moment, so few.
 BESIDE_THREADS = 2
@@ -114,20 +129,32 @@ def make_engine(url: str, lock_timeout: float | None = None) -> Engine:
     """
     if url.startswith("sqlite"):
         return _sqlite_engine(url, "BEGIN", lock_timeout or 30.0)
-    options: dict[str, Any] = {}
+    engine = create_engine(url, **_postgres_options(lock_timeout))
+    # Instead of pool_pre_ping, which costs a round trip at every checkout (every request).
+    event.listen(engine, "checkout", _refuse_if_ended_by_server)
+    return engine
+
+
+def make_loop_engine(url: str, lock_timeout: float) -> AsyncEngine:
+    """A PostgreSQL engine on psycopg's asyncio connections, for one event loop's
+    requests (``Database.open_on_loop``); pooled and timed out as ``make_engine``'s."""
+    engine = create_async_engine(url, **_postgres_options(lock_timeout))
+    event.listen(engine.sync_engine, "checkout", _refuse_if_ended_by_server)
+    return engine
+
+
+def _postgres_options(lock_timeout: float | None) -> dict[str, Any]:
+    # Modest: several web processes, the CLI and the test suite share max_connections.
+    # No overflow: an overflow connection is closed whenever the pool already has
+    # pool_size idle ones, which under a steady load happened every few requests, each
+    # time starting a new PostgreSQL backend (milliseconds of its CPU) for a moment's use.
+    options: dict[str, Any] = {"pool_size": POOL_SIZE, "max_overflow": 0}
     if lock_timeout is not None:
         # A row lock that cannot be had in time fails the statement (55P03 -> Busy)
         # instead of holding the request, and its pooled connection, indefinitely.
         options["connect_args"] = {"options": f"-c lock_timeout={int(lock_timeout * 1000)}"}
         options["pool_timeout"] = lock_timeout
-    # Modest: several web processes, the CLI and the test suite share max_connections.
-    # No overflow: an overflow connection is closed whenever the pool already has
-    # pool_size idle ones, which under a steady load happened every few requests, each
-    # time starting a new PostgreSQL backend (milliseconds of its CPU) for a moment's use.
-    engine = create_engine(url, pool_size=POOL_SIZE, max_overflow=0, **options)
-    # Instead of pool_pre_ping, which costs a round trip at every checkout (every request).
-    event.listen(engine, "checkout", _refuse_if_ended_by_server)
-    return engine
+    return options
 
 
 def _refuse_if_ended_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
@@ -142,8 +169,10 @@ def _refuse_if_ended_by_server(dbapi_connection: Any, _record: Any, _proxy: Any)
     Anything else the server sends an idle connection unasked (a NOTICE, a parameter
     change after a configuration reload) also retires it: a new connection, nothing failed.
     """
+    # An asyncio engine's DB-API connection is SQLAlchemy's adapter around psycopg's.
+    connection = getattr(dbapi_connection, "driver_connection", dbapi_connection)
     try:
-        socket = dbapi_connection.pgconn.socket
+        socket = connection.pgconn.socket
     except psycopg.OperationalError:  # closed or broken on this side already
         raise sa_exc.DisconnectionError("the connection was closed") from None
     poll = select.poll()
@@ -314,6 +343,10 @@ class Database:
         self.read_engine = (
             self.engine.execution_options(isolation_level="AUTOCOMMIT") if postgres else self.engine
         )
+        self.postgres = postgres
+        # The asyncio engines of the event loops serving requests (open_on_loop): asyncio
+        # connections and their pool belong to the loop that made them.
+        self._on_loops: dict[asyncio.AbstractEventLoop, _LoopEngines] = {}
 
     def session(self) -> Session:
         """A new session (deferred BEGIN); objects stay readable after commit."""
@@ -345,17 +378,76 @@ class Database:
         """Run ``fn(session, *args, **kwargs)`` in a fresh read session (``read_session``)."""
         return _guarded(self.read_session, fn, args, kwargs)
 
+    async def open_on_loop(self) -> AsyncEngine | None:
+        """On PostgreSQL, serve ``run`` and ``write`` on the running event loop from now
+        on (the app's lifespan calls this at start-up); the loop's engine, or None.
+
+        Why: a request's few statements each wait a fraction of a millisecond for
+        PostgreSQL. In a worker thread every wait was a thread switch and a hand-over of
+        the GIL, and under load the kernel's switching took a fifth of the process's CPU
+        (perf, docs/performance.md). On the loop a wait is a coroutine giving way.
+        """
+        if not self.postgres:
+            return None
+        loop = asyncio.get_running_loop()
+        if loop not in self._on_loops:
+            engine = make_loop_engine(self.url, self.lock_timeout)
+            self._on_loops[loop] = _LoopEngines(
+                engine, engine.execution_options(isolation_level="AUTOCOMMIT")
+            )
+        return self._on_loops[loop].writes
+
+    async def close_on_loop(self) -> None:
+        """Close the running loop's engine and its connections (the lifespan's end)."""
+        engines = self._on_loops.pop(asyncio.get_running_loop(), None)
+        if engines is not None:
+            await engines.writes.dispose()
+
+    def _loop_engines(self) -> _LoopEngines | None:
+        if not self._on_loops:
+            return None
+        return self._on_loops.get(asyncio.get_running_loop())
+
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Like ``read_call``, in a worker thread so that the database never blocks the
-        event loop; at most READ_THREADS at once per process (see there why)."""
+        """Like ``read_call``, never blocking the event loop: on it when the loop has an
+        engine (``open_on_loop``), else in a worker thread (``run_in_thread``). For short
+        reads: a function that computes for long belongs in ``run_in_thread``."""
+        engines = self._loop_engines()
+        if engines is None:
+            return await self.run_in_thread(fn, *args, **kwargs)
+        async with _loop_reads():
+            return await _guarded_on_loop(engines.reads, ReadOnlySession, fn, args, kwargs)
+
+    async def run_in_thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Like ``read_call``, in a worker thread so that neither the database nor a long
+        computation (a report) blocks the event loop; at most READ_THREADS at once per
+        process (see there why)."""
         call = functools.partial(self.read_call, fn, *args, **kwargs)
         return await anyio.to_thread.run_sync(call, limiter=_read_threads())
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Like ``write_call``, in a worker thread so that waiting for the lock never blocks
-        the event loop; at most WRITE_THREADS at once per process (see there why)."""
+        """Like ``write_call``, never blocking the event loop: on it when the loop has an
+        engine (``open_on_loop``), else in a worker thread (``write_in_thread``); at most
+        WRITE_THREADS at once per process either way (see there why). For short
+        transactions: one that computes for long belongs in ``write_in_thread``."""
+        engines = self._loop_engines()
+        if engines is None:
+            return await self.write_in_thread(fn, *args, **kwargs)
+        async with self._write_turn():
+            return await _guarded_on_loop(engines.writes, Session, fn, args, kwargs)
+
+    async def write_in_thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Like ``write_call``, in a worker thread so that neither waiting for a lock nor a
+        long computation (closing) blocks the event loop."""
+        async with self._write_turn():
+            call = functools.partial(self.write_call, fn, *args, **kwargs)
+            return await anyio.to_thread.run_sync(call)
+
+    @asynccontextmanager
+    async def _write_turn(self) -> AsyncIterator[None]:
+        """One of WRITE_THREADS places for a write, in either road."""
         threads = _write_threads()
-        # A wait for a thread is bounded like the waits for a connection and a lock: a
+        # A wait for a place is bounded like the waits for a connection and a lock: a
         # queue of writes longer than this is answered 503 (Busy), never left to grow.
         acquired = False
         with anyio.move_on_after(self.lock_timeout):
@@ -364,8 +456,7 @@ class Database:
         if not acquired:
             raise Busy()
         try:
-            call = functools.partial(self.write_call, fn, *args, **kwargs)
-            return await anyio.to_thread.run_sync(call)
+            yield
         finally:
             threads.release()
 
@@ -380,6 +471,7 @@ class Database:
 # loop). Reads and writes have their own, so that a queue of votes never holds up a page.
 _READ_THREADS: RunVar[anyio.CapacityLimiter] = RunVar("redline_read_threads")
 _WRITE_THREADS: RunVar[anyio.CapacityLimiter] = RunVar("redline_write_threads")
+_LOOP_READS: RunVar[anyio.CapacityLimiter] = RunVar("redline_loop_reads")
 
 
 def _limiter(variable: RunVar[anyio.CapacityLimiter], size: int) -> anyio.CapacityLimiter:
@@ -397,6 +489,10 @@ def _read_threads() -> anyio.CapacityLimiter:
 
 def _write_threads() -> anyio.CapacityLimiter:
     return _limiter(_WRITE_THREADS, WRITE_THREADS)
+
+
+def _loop_reads() -> anyio.CapacityLimiter:
+    return _limiter(_LOOP_READS, LOOP_READS)
 
 
 class ReadOnlySession(Session):
@@ -429,7 +525,12 @@ def read_beside(session: Session, fn: Callable[[Session], T]) -> Callable[[], T]
     written something not yet committed) ``fn`` runs in ``session`` itself, at once.
     """
     bind = session.get_bind()
-    if not isinstance(session, ReadOnlySession) or bind.dialect.name != "postgresql":
+    if (
+        not isinstance(session, ReadOnlySession)
+        or bind.dialect.name != "postgresql"
+        # An asyncio engine's connections can only be used from its own event loop.
+        or bind.dialect.is_async
+    ):
         return _ready(fn(session))
 
     def read() -> T:
@@ -444,6 +545,31 @@ def read_beside(session: Session, fn: Callable[[Session], T]) -> Callable[[], T]
 
 def _ready(value: T) -> Callable[[], T]:
     return lambda: value
+
+
+class _LoopEngines(NamedTuple):
+    writes: AsyncEngine
+    reads: AsyncEngine  # the same pool, out of any transaction (see Database.__init__)
+
+
+async def _guarded_on_loop(
+    engine: AsyncEngine,
+    session_class: type[Session],
+    fn: Callable[..., T],
+    args: tuple,
+    kwargs: dict,
+) -> T:
+    """``_guarded`` on the event loop: ``fn`` gets a synchronous session of
+    ``session_class`` whose statements are awaited in SQLAlchemy's greenlet."""
+    try:
+        async with AsyncSession(
+            engine, sync_session_class=session_class, expire_on_commit=False
+        ) as session:
+            return await session.run_sync(fn, *args, **kwargs)
+    except (sa_exc.DBAPIError, sa_exc.TimeoutError, *DRIVER_ERRORS) as error:
+        if is_busy(error):
+            raise Busy() from error
+        raise
 
 
 def _guarded(

@@ -255,8 +255,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_app: Starlette):
+        # On PostgreSQL, requests' reads and writes run on this event loop from now on.
+        on_loop = await database.open_on_loop()
+        if on_loop is not None:
+            metrics.watch_pool(on_loop.sync_engine, "loop")
         yield
         # uvicorn has let every in-flight request finish (or timed out) before this.
+        if on_loop is not None:
+            metrics.unwatch_pool(on_loop.sync_engine, "loop")
+            await database.close_on_loop()
         for name, engine in pools.items():
             metrics.unwatch_pool(engine, name)
         database.dispose()

@@ -27,6 +27,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import Select
 from sqlmodel import Session
 
+from app.driver import driver_connection
+
 # (position, converter) of each column of a row whose values SQLAlchemy converts as read.
 Converting = tuple[tuple[int, Callable[[Any], Any]], ...]
 
@@ -82,7 +84,7 @@ class Precompiled:
         if compiled is None:
             compiled = self._compiled[dialect.name, size] = self._compile(dialect, parameters, size)
         values = self._values(compiled, parameters)
-        cursor = connection.connection.driver_connection.cursor()
+        cursor = driver_connection(session).cursor()
         try:
             if compiled.prepare:
                 cursor.execute(compiled.sql, values, prepare=True)

@@ -26,6 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from app.db import DRIVER_ERRORS, Database
+from app.driver import driver_connection
 from app.errors import Busy
 from app.models import RateLimitWindow
 
@@ -107,7 +108,7 @@ def _increment(session: Session, counts: list[tuple[str, int, int]]) -> list[int
         "expiries": [row["expires_at"] for row in ordered],
         "now": now,
     }
-    connection = session.connection().connection.driver_connection
+    connection = driver_connection(session)
     try:
         with connection.pipeline():
             cursor = connection.cursor()

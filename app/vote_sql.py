@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import Table
 from sqlmodel import Session
 
+from app.driver import driver_connection
 from app.models import Amendment, Consultation, User, Vote
 from app.precompiled import Converting, converted, converting, models_of
 
@@ -165,7 +166,7 @@ class Runner:
         self.sql = statements(session)
         # session.connection() begins the Session's transaction (the pool's checkout with
         # it), so every statement below belongs to it and commits or rolls back with it.
-        self.connection = session.connection().connection.driver_connection
+        self.connection = driver_connection(session)
         self.prepare = {"prepare": True} if self.sql.pipeline else {}
 
     def time(self, value: Any) -> Any:

@@ -25,6 +25,7 @@ from app.cli import main
 from app.db import (
     WRITE_THREADS,
     Database,
+    ReadOnlySession,
     alembic_config,
     code_heads,
     migrate,
@@ -541,6 +542,87 @@ def test_connections_postgresql_reads_keep_their_statements_prepared(seeded):
     seen = [tuple(seeded.read_call(read)) for _ in range(8)]
     assert all(outside for outside, _ in seen), "a read began a transaction"
     assert seen[-1][1] == 1 and seen[-2][1] == 1, seen
+
+
+# PostgreSQL only: SQLite has no asyncio road.
+@pytest.mark.parametrize("database_url", [ENGINES[1]], indirect=True)
+def test_connections_postgresql_requests_run_on_the_event_loop_and_long_work_in_threads(seeded):
+    """Once a loop is opened (the app's lifespan does it), run and write go through psycopg's
+    asyncio connection on the loop's own thread, read-only and writing as their thread
+    roads do; run_in_thread and write_in_thread stay in worker threads; a loop that was
+    never opened, or was closed, is served from threads."""
+
+    def where(session):
+        driver = session.connection().connection.driver_connection
+        return (
+            threading.get_ident(),
+            isinstance(driver, psycopg.AsyncConnection),
+            isinstance(session, ReadOnlySession),
+            session.exec(select(Consultation.slug)).first(),
+        )
+
+    async def main():
+        before = await seeded.run(where)
+        assert await seeded.open_on_loop() is not None
+        try:
+            seen = {
+                "run": await seeded.run(where),
+                "write": await seeded.write(where),
+                "run_in_thread": await seeded.run_in_thread(where),
+                "write_in_thread": await seeded.write_in_thread(where),
+            }
+        finally:
+            await seeded.close_on_loop()
+        seen["before"], seen["after"] = before, await seeded.run(where)
+        return threading.get_ident(), seen
+
+    loop_thread, seen = anyio.run(main)
+    assert all(slug for *_, slug in seen.values())
+    assert seen["run"][:3] == (loop_thread, True, True)
+    assert seen["write"][:3] == (loop_thread, True, False)
+    for road in ("run_in_thread", "write_in_thread", "before", "after"):
+        thread, asynchronous, _read_only, _slug = seen[road]
+        assert thread != loop_thread and not asynchronous, road
+    assert seen["run_in_thread"][2] and not seen["write_in_thread"][2]
+
+
+@pytest.mark.parametrize("database_url", [ENGINES[1]], indirect=True)
+def test_connections_postgresql_a_lock_not_had_in_time_on_the_loop_is_busy(seeded):
+    """A write on the event loop that cannot have a row lock within the lock timeout is
+    refused as Busy (503), as in a thread, and its connection goes back to the pool clean."""
+    impatient = Database(seeded.url, lock_timeout=0.2)
+    held, done = threading.Event(), threading.Event()
+
+    def hold_the_row():
+        with seeded.write_session() as session:
+            session.exec(text("SELECT id FROM consultation ORDER BY id LIMIT 1 FOR UPDATE"))
+            held.set()
+            done.wait(10)
+
+    def lock_it(session):
+        return session.exec(
+            text("SELECT id FROM consultation ORDER BY id LIMIT 1 FOR UPDATE")
+        ).scalar_one()
+
+    async def main():
+        await impatient.open_on_loop()
+        try:
+            with pytest.raises(Busy):
+                await impatient.write(lock_it)
+            done.set()
+            return await impatient.write(lock_it)  # the same pool, once the row is free
+        finally:
+            await impatient.close_on_loop()
+
+    holder = threading.Thread(target=hold_the_row)
+    holder.start()
+    try:
+        assert held.wait(10)
+        assert anyio.run(main)
+    finally:
+        done.set()
+        holder.join()
+        impatient.dispose()
 
 
 def test_connections_writes_take_turns_in_a_few_threads_and_reads_pass_them(seeded):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import anyio
 from sqlmodel import select
 
 from app import queries
@@ -14,6 +15,19 @@ from app.precompiled import models_of
 
 def through_sqlalchemy(session, statement, parameters) -> list[tuple]:
     return [tuple(row) for row in session.connection().execute(statement, parameters).all()]
+
+
+def on_the_loop(database: Database, fn):
+    """``fn`` run as the web runs it: on PostgreSQL, on the event loop's asyncio connection."""
+
+    async def main():
+        await database.open_on_loop()
+        try:
+            return await database.run(fn)
+        finally:
+            await database.close_on_loop()
+
+    return anyio.run(main)
 
 
 def test_the_clause_page_statements_read_what_sqlalchemy_reads(seeded: Database):
@@ -33,7 +47,11 @@ def test_the_clause_page_statements_read_what_sqlalchemy_reads(seeded: Database)
     for size in (1, 2, len(ids)):
         cases.append((queries._ROWS[False], {"ids": ids[:size]}))
         cases.append((queries._ROWS[True], {"ids": ids[-size:], "viewer_id": viewer}))
-    for reads in (seeded.read_call, seeded.call):
+
+    def loop_read(fn):
+        return on_the_loop(seeded, fn)
+
+    for reads in (seeded.read_call, seeded.call, loop_read):
         for precompiled, parameters in cases:
 
             def both(session, precompiled=precompiled, parameters=parameters):

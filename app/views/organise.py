@@ -41,7 +41,8 @@ async def _dashboard_context(request: Request, slug: str) -> dict:
             participation(session, consultation),
         )
 
-    consultation, clauses, facts, figures = await request.app.state.database.run(load)
+    # Counting participation reads every voter: kept off the event loop.
+    consultation, clauses, facts, figures = await request.app.state.database.run_in_thread(load)
     return {
         "consultation": consultation,
         "clauses": clauses,
@@ -187,7 +188,11 @@ async def change_status(request: Request) -> Response:
     if action in CONFIRMED_STEPS and fields["confirm"] != "yes":
         return redirect(f"/organise/{slug}/{action}")
     try:
-        await request.app.state.database.write(organising.change_status, user.id, slug, action)
+        # Closing builds the report and freezes every ballot: minutes of work at a
+        # national consultation's size, which must not hold up the event loop.
+        await request.app.state.database.write_in_thread(
+            organising.change_status, user.id, slug, action
+        )
     except Conflict as refused:
         return await _refused(request, slug, action, refused.message)
     return redirect(f"/organise/{slug}?saved={action}")
@@ -212,7 +217,7 @@ async def confirm_step(request: Request) -> Response:
         by_status = amendments_by_status(session, consultation.id)
         return consultation, task_facts(session, consultation), by_status["accepted"]
 
-    consultation, facts, accepted = await request.app.state.database.run(load)
+    consultation, facts, accepted = await request.app.state.database.run_in_thread(load)
     refusal = lifecycle.transition_refusal(action, consultation.status)
     remaining = tasklist.blockers(facts, action)
     if action == "publish" and remaining and not refusal:
@@ -418,7 +423,7 @@ async def decisions(request: Request, errors: dict | None = None) -> Response:
         # The page shows every ranked amendment's wording.
         return report, wordings(session, (row.amendment.id for row in report.rows))
 
-    report, wording = await request.app.state.database.run(load)
+    report, wording = await request.app.state.database.run_in_thread(load)  # builds the report
     return await render(
         request,
         "organise/decisions.html",
@@ -468,7 +473,7 @@ async def _final_wording_context(request: Request, form: dict | None, errors: di
         # The wording of this clause's changes and deletions only: the page shows no other.
         return report, rows, wordings(session, (row.amendment.id for row in rows))
 
-    report, rows, wording = await request.app.state.database.run(load)
+    report, rows, wording = await request.app.state.database.run_in_thread(load)  # the report
     result = next((r for r in report.outcome.clauses if r.clause.number == number), None)
     if result is None:
         raise NotFound(f"There is no clause {number} in this consultation.")

@@ -70,7 +70,8 @@ async def report(request: Request) -> Response:
     """The report page: a plain-English summary first, then the outcome, ranking, turnout,
     charts, the consolidated text and, last, how to check it."""
     consultation = await _visible_consultation(request)
-    built = await request.app.state.database.run(frozen_report, consultation)
+    # Built from a million frozen ballots in a fraction of a second: kept off the loop.
+    built = await request.app.state.database.run_in_thread(frozen_report, consultation)
     return await render(
         request,
         "report/report.html",
@@ -86,7 +87,7 @@ async def download(request: Request) -> Response:
         raise NotFound(f"There is no such download; choose one of {', '.join(FORMATS)}.")
     consultation = await _visible_consultation(request)
     database = request.app.state.database
-    built = await database.run(frozen_report, consultation)
+    built = await database.run_in_thread(frozen_report, consultation)
     opened = await database.run(opened_at, consultation)
 
     def read(ids):

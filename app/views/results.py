@@ -56,7 +56,8 @@ async def shared_live_report(database: Database, consultation: Consultation) -> 
         kept = kept_live_report(engine, consultation.id, arrived)
         if kept is not None:
             return kept
-        return await database.run(live_report, consultation, arrived)
+        # A count is long work: in a worker thread, never on the event loop.
+        return await database.run_in_thread(live_report, consultation, arrived)
 
 
 async def results(request: Request) -> Response:
