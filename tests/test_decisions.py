@@ -19,8 +19,9 @@ from starlette.testclient import TestClient
 from app import organising
 from app.db import Database
 from app.models import Amendment, AuditEntry, Clause, Consultation, User
-from app.queries import consultation_by_slug, shuffle_key
+from app.queries import clause_page, consultation_by_slug
 from app.reporting import Report, wordings
+from app.shuffle import shuffle_key
 from tests.test_report_agreement import (
     DEMO,
     Spec,
@@ -541,6 +542,39 @@ def test_the_shuffle_favours_neither_early_amendments_nor_any_place():
     order = sorted(ids, key=shuffle_key("one visitor"))
     with_new = sorted([*ids, 11], key=shuffle_key("one visitor"))
     assert [i for i in with_new if i != 11] == order
+
+
+def test_the_database_pages_the_shuffle_exactly_as_its_rule_orders(database):
+    """The shuffle is ordered and paged in SQL (app.queries): page after page it gives
+    app.shuffle's order of the clause's amendments, on either engine, and a page past
+    the last shows the last."""
+    specs = [Spec(f"p{i}", "1", "change", {"alpha.gov.uk": (1, 0)}) for i in range(45)]
+    slug = generate(database, "paged", specs=specs, extra=0).slug
+
+    def listed(session):
+        clause = clause_page(session, slug, "1", None, "newest")
+        return clause.total
+
+    total = database.read_call(listed)
+    assert total == 45
+    for seed in ("one visitor", "another", "user-7"):
+
+        def pages(session, seed=seed):
+            return [
+                clause_page(session, slug, "1", None, "shuffled", seed, page) for page in (1, 2, 3)
+            ]
+
+        shown = database.read_call(pages)
+        ids = [row.amendment.id for page in shown for row in page.amendments]
+        assert ids == sorted(ids, key=shuffle_key(seed))
+        assert [len(page.amendments) for page in shown] == [20, 20, 5]
+        assert {page.pages for page in shown} == {3} and {page.total for page in shown} == {45}
+
+    def past_the_end(session):
+        return clause_page(session, slug, "1", None, "shuffled", "one visitor", 9)
+
+    last = database.read_call(past_the_end)
+    assert last.page == 3 and len(last.amendments) == 5
 
 
 def test_with_live_results_off_the_ranking_and_counts_are_hidden(database):

@@ -7,7 +7,7 @@ from datetime import datetime
 import anyio
 from sqlmodel import select
 
-from app import queries
+from app import queries, shuffle
 from app.db import Database
 from app.models import Amendment, Clause, Consultation
 from app.precompiled import models_of
@@ -38,8 +38,12 @@ def test_the_clause_page_statements_read_what_sqlalchemy_reads(seeded: Database)
     ids = [a.id for a in amendments]
     viewer = amendments[0].author_id
     cases = [
-        (queries._IDS[False, False], {"clause_id": clause.id}),
-        (queries._IDS[True, True], {"clause_id": clause.id, "viewer_id": viewer}),
+        (queries._IDS[False, "all"], {"clause_id": clause.id}),
+        (queries._IDS[True, "newest"], {"clause_id": clause.id, "viewer_id": viewer, "offset": 0}),
+        (
+            queries._IDS[False, "shuffled"],
+            {"clause_id": clause.id, "offset": 0, **shuffle.coefficients("a visitor")._asdict()},
+        ),
         (queries._CLAUSE_AND_NEIGHBOURS, {"slug": consultation.slug, "number": clause.number}),
         (queries._CLAUSE_AND_NEIGHBOURS, {"slug": consultation.slug, "number": "999"}),
     ]
