@@ -152,18 +152,20 @@ async def current_user(request: Request) -> User | None:
 
 
 async def run_as_session_user(
-    request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any
+    request: Request, fn: Callable[..., T], *args: Any, in_thread: bool = False, **kwargs: Any
 ) -> T:
     """``fn(session, user, *args, **kwargs)`` in one read session, ``user`` loaded in it.
 
     A page that reads the database anyway loads the signed-in user in the same session:
-    one trip to a worker thread and one pooled connection instead of two. The user is
-    settled as ``current_user`` settles it (None when the session was ended on the
-    server), and ``current_user`` then returns it without loading it again.
+    one session and one pooled connection instead of two. The user is settled as
+    ``current_user`` settles it (None when the session was ended on the server), and
+    ``current_user`` then returns it without loading it again. ``in_thread`` for a
+    ``fn`` that computes for long (``Database.run_in_thread``).
     """
     database = request.app.state.database
+    run = database.run_in_thread if in_thread else database.run
     if "user" in request.state._state:
-        return await database.run(fn, request.state.user, *args, **kwargs)
+        return await run(fn, request.state.user, *args, **kwargs)
     user_id = session_user_id(request)
 
     def as_session_user(session: Any) -> tuple[User | None, T]:
@@ -171,7 +173,7 @@ async def run_as_session_user(
         signed_in = user if still_signed_in(request, user) else None
         return user, fn(session, signed_in, *args, **kwargs)
 
-    user, result = await database.run(as_session_user)
+    user, result = await run(as_session_user)
     remember_user(request, user_id, user)
     return result
 

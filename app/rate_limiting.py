@@ -165,9 +165,11 @@ def rate_limited(
     """Decorate a form handler so that every post counts, before even its CSRF check.
 
     With ``in_write``, for a handler whose work is one ``Database.write`` that calls
-    ``count_in_write`` before anything else: a count that blocks (in the database or
-    Redis) is made in that write's worker-thread call, on PostgreSQL on its connection,
-    instead of a thread hop and a pool checkout of its own. What the client sees is the
+    ``count_in_write`` before anything else: a count kept in the database is made in
+    that write, on its connection, instead of a thread hop and a pool checkout of its
+    own. A count kept elsewhere (Redis) is made first, in a worker thread: the write may
+    run on the event loop (app.db), where a blocking call to Redis must not. What the
+    client sees is the
     same: over a limit, 429 and nothing written; a handler that fails before its write
     (a bad security token, say) has written nothing, so it is counted then, and 429
     replaces its answer if over a limit, as if counted first.
@@ -179,7 +181,7 @@ def rate_limited(
         @wraps(endpoint)
         async def limited(request: Request) -> Response:
             limiter, user, address = _subject(request, None, True)
-            if not (in_write and limiter.blocking):
+            if not (in_write and isinstance(limiter.storage, DatabaseStorage)):
                 await enforce(request, action)
                 return await endpoint(request)
             request.state.rate_count = functools.partial(_count, limiter, action, user, address)

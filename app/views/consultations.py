@@ -74,8 +74,7 @@ async def clause(request: Request, errors: dict | None = None) -> Response:
     visitor_seed = request.session.get("order_seed") or token_hex(8)
 
     def load(session, user):
-        # One session (one trip to a worker thread) for the viewer, the page and, once
-        # published, its outcome.
+        # One session for the viewer and the page.
         found = queries.clause_page(
             session,
             request.path_params["slug"],
@@ -85,9 +84,16 @@ async def clause(request: Request, errors: dict | None = None) -> Response:
             f"user-{user.id}" if user else visitor_seed,
             page_number(request),
         )
-        return user, found, clause_result(session, found.consultation, found.clause.number)
+        return user, found
 
-    user, page, outcome = await run_as_session_user(request, load)
+    database = request.app.state.database
+    # The ranking so far ranks every amendment of the clause: long work, off the loop.
+    user, page = await run_as_session_user(request, load, in_thread=sort == "ranked")
+    outcome = None
+    if page.consultation.status == "published":
+        # From the published report, which the first view after a change builds (most of
+        # a second at a national consultation's size): in a worker thread, off the loop.
+        outcome = await database.run_in_thread(clause_result, page.consultation, page.clause.number)
     if user is None:
         request.session.setdefault("order_seed", visitor_seed)
     now = utcnow()

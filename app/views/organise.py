@@ -367,7 +367,8 @@ async def _consultation_with(request: Request, read):
         consultation = queries.consultation_by_slug(session, slug, include_drafts=True)
         return consultation, read(session, consultation.id)
 
-    return await request.app.state.database.run(load)
+    # The moderation queue and the audit log read every entry: organisers' long reads.
+    return await request.app.state.database.run_in_thread(load)
 
 
 async def moderation(request: Request, errors: dict | None = None) -> Response:
