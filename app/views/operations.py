@@ -12,6 +12,8 @@ from __future__ import annotations
 import hmac
 
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -19,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from app import metrics
 from app.db import schema_behind
+from app.errors import Busy
 
 _NO_STORE = {"Cache-Control": "no-store"}
 
@@ -32,8 +35,10 @@ async def readyz(request: Request) -> Response:
     """200 when the database answers and its schema is current; 503 with the reason if not."""
     database = request.app.state.database
     try:
+        # First by the road requests take (on PostgreSQL, the event loop's own pool).
+        await database.run(_answers)
         behind = await run_in_threadpool(schema_behind, database.engine)
-    except (sa_exc.SQLAlchemyError, OSError) as error:
+    except (sa_exc.SQLAlchemyError, OSError, Busy) as error:
         reason = f"database unreachable: {type(getattr(error, 'orig', None) or error).__name__}"
         return JSONResponse(
             {"status": "unavailable", "reason": reason}, status_code=503, headers=_NO_STORE
@@ -45,6 +50,10 @@ async def readyz(request: Request) -> Response:
             headers=_NO_STORE,
         )
     return JSONResponse({"status": "ready"}, headers=_NO_STORE)
+
+
+def _answers(session: Session) -> int:
+    return session.execute(text("SELECT 1")).scalar_one()
 
 
 async def metrics_page(request: Request) -> Response:
