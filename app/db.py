@@ -29,9 +29,9 @@ import asyncio
 import functools
 import select
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -561,25 +561,30 @@ async def _guarded_on_loop(
 ) -> T:
     """``_guarded`` on the event loop: ``fn`` gets a synchronous session of
     ``session_class`` whose statements are awaited in SQLAlchemy's greenlet."""
-    try:
+    with _busy_when_locked():
         async with AsyncSession(
             engine, sync_session_class=session_class, expire_on_commit=False
         ) as session:
             return await session.run_sync(fn, *args, **kwargs)
-    except (sa_exc.DBAPIError, sa_exc.TimeoutError, *DRIVER_ERRORS) as error:
-        if is_busy(error):
-            raise Busy() from error
-        raise
 
 
 def _guarded(
     make_session: Callable[[], Session], fn: Callable[..., T], args: tuple, kwargs: dict
 ) -> T:
+    with _busy_when_locked(), make_session() as session:
+        return fn(session, *args, **kwargs)
+
+
+@contextmanager
+def _busy_when_locked() -> Iterator[None]:
+    """A lock or connection not had in time (``is_busy``) becomes Busy; other errors pass.
+
+    Wrapped around the session's own context manager, so by the time Busy is raised the
+    session has rolled everything back: nothing half-done.
+    """
     try:
-        with make_session() as session:
-            return fn(session, *args, **kwargs)
+        yield
     except (sa_exc.DBAPIError, sa_exc.TimeoutError, *DRIVER_ERRORS) as error:
         if is_busy(error):
-            # The session's context manager has rolled everything back: nothing half-done.
             raise Busy() from error
         raise

@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from sqlalchemy import Connection
 from sqlalchemy.util import await_
-from sqlmodel import Session
 
 
 class AwaitingCursor:
@@ -74,11 +74,11 @@ class AwaitingConnection:
             await_(manager.__aexit__(None, None, None))
 
 
-def driver_connection(session: Session) -> Any:
-    """The driver's connection of ``session``'s transaction (begun if it was not), with
-    blocking methods whichever driver it is: sqlite3's or psycopg's Connection as they
-    are, psycopg's AsyncConnection wrapped (AwaitingConnection)."""
-    connection = session.connection().connection.driver_connection
-    if isinstance(connection, psycopg.AsyncConnection):
-        return AwaitingConnection(connection)
-    return connection
+def driver_connection(connection: Connection) -> Any:
+    """The driver's connection under ``connection`` (a session's: ``session.connection()``,
+    which begins its transaction), with blocking methods whichever driver it is: sqlite3's
+    or psycopg's Connection as they are, psycopg's AsyncConnection wrapped."""
+    driver = connection.connection.driver_connection
+    if isinstance(driver, psycopg.AsyncConnection):
+        return AwaitingConnection(driver)
+    return driver

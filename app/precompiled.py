@@ -84,7 +84,7 @@ class Precompiled:
         if compiled is None:
             compiled = self._compiled[dialect.name, size] = self._compile(dialect, parameters, size)
         values = self._values(compiled, parameters)
-        cursor = driver_connection(session).cursor()
+        cursor = driver_connection(connection).cursor()
         try:
             if compiled.prepare:
                 cursor.execute(compiled.sql, values, prepare=True)

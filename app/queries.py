@@ -485,7 +485,12 @@ def _page_of_ids(
 
 def _within(page: int, total: int) -> int:
     """``page`` if it has amendments on it, else the nearest page that has (1 if none)."""
-    return min(max(1, page), max(1, -(-total // PAGE_SIZE)))
+    return min(max(1, page), _pages(total))
+
+
+def _pages(total: int) -> int:
+    """Pages of PAGE_SIZE that ``total`` amendments fill (1 when there are none)."""
+    return max(1, -(-total // PAGE_SIZE))
 
 
 def _sort_by_counts(
@@ -608,7 +613,7 @@ def clause_page(
         amendments=rows_for(session, shown, viewer_id),
         total=total,
         page=page,
-        pages=max(1, -(-total // PAGE_SIZE)),
+        pages=_pages(total),
         results_visible=visible,
         sort=sort,
         previous=previous,

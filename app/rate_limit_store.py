@@ -108,7 +108,7 @@ def _increment(session: Session, counts: list[tuple[str, int, int]]) -> list[int
         "expiries": [row["expires_at"] for row in ordered],
         "now": now,
     }
-    connection = driver_connection(session)
+    connection = driver_connection(session.connection())
     try:
         with connection.pipeline():
             cursor = connection.cursor()

@@ -87,6 +87,11 @@ class RateLimiter:
             for scope in SCOPES
         }
 
+    @property
+    def counts_in_database(self) -> bool:
+        """Whether counts are kept in the app's database (then a write can make them)."""
+        return isinstance(self.storage, DatabaseStorage)
+
     def hit(
         self, action: str, user: str | None, address: str | None, session: Session | None = None
     ) -> int | None:
@@ -102,7 +107,7 @@ class RateLimiter:
         ]
         if not counted:
             return None
-        if isinstance(self.storage, DatabaseStorage):
+        if self.counts_in_database:
             # The fixed-window rule of limits' FixedWindowRateLimiter.hit, over one commit.
             hits = self.storage.incr_many(
                 [(item.key_for(*ids), item.get_expiry(), 1) for item, ids in counted], session
@@ -181,7 +186,7 @@ def rate_limited(
         @wraps(endpoint)
         async def limited(request: Request) -> Response:
             limiter, user, address = _subject(request, None, True)
-            if not (in_write and isinstance(limiter.storage, DatabaseStorage)):
+            if not (in_write and limiter.counts_in_database):
                 await enforce(request, action)
                 return await endpoint(request)
             request.state.rate_count = functools.partial(_count, limiter, action, user, address)

@@ -166,7 +166,7 @@ class Runner:
         self.sql = statements(session)
         # session.connection() begins the Session's transaction (the pool's checkout with
         # it), so every statement below belongs to it and commits or rolls back with it.
-        self.connection = driver_connection(session)
+        self.connection = driver_connection(session.connection())
         self.prepare = {"prepare": True} if self.sql.pipeline else {}
 
     def time(self, value: Any) -> Any:
